@@ -1,0 +1,26 @@
+"""mfg: mean-field games as arrays and pure functions, with exact tabular oracles.
+
+The model layer of the library: games (``MeanFieldGame``, ``make_game``, the catalogue in
+``mfg.games``), transition operators (``mfg.transitions``) and exact oracles
+(``mfg.oracles``).  Solvers live in the sibling package ``solvers``.
+"""
+
+from mfg import games, oracles, transitions
+from mfg.game import GameValidationError, MeanFieldGame, make_game, uniform_policy
+from mfg.oracles import Exploitability, exploitability, induced_mean_field
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GameValidationError",
+    "MeanFieldGame",
+    "make_game",
+    "uniform_policy",
+    "Exploitability",
+    "exploitability",
+    "induced_mean_field",
+    "games",
+    "oracles",
+    "transitions",
+    "__version__",
+]

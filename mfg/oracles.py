@@ -1,0 +1,328 @@
+"""Exact tabular oracles: population flow, policy evaluation, best response, exploitability.
+
+Everything here is a pure, jittable function of (game, arrays).  Finite-horizon games
+work on time-indexed arrays ([T, S, A] policies, Q-values and mean-field flows);
+stationary discounted games on [S, A] arrays.  The dispatch is static (on
+``game.horizon``), so each function compiles to one program per game structure.
+
+Regularization.  With temperature lambda >= 0 the value of a policy pi against a frozen
+mean field L is
+
+    V^pi_lambda(s) = E[ sum_t gamma^t ( r(s_t, a_t, L_t) - lambda log pi(a_t | s_t) ) ],
+
+its Q-function Q^pi(s, a) = r(s, a, L) + gamma E[V^pi(s') | s, a], and the regularized best
+response is pi*(a|s) = softmax(Q*_lambda(s, .) / lambda) with the soft Bellman backup
+V*(s) = lambda log sum_a exp(Q*(s, a) / lambda) (hard max and argmax when lambda = 0).
+``temperature`` is a traced scalar: both branches are computed and selected with
+``jnp.where``, so sweeping lambda never recompiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from mfg.game import MeanFieldGame
+from mfg.transitions import DenseTransition, expected_next, push_forward, to_dense
+
+__all__ = [
+    "Exploitability",
+    "mean_field_flow",
+    "stationary_mean_field",
+    "induced_mean_field",
+    "policy_q_values",
+    "optimal_q_values",
+    "soft_value",
+    "policy_value",
+    "greedy_policy",
+    "softmax_policy",
+    "best_response",
+    "expected_return",
+    "exploitability",
+    "mean_field_residual",
+]
+
+# Stationary games with at most this many states evaluate policies by a dense linear
+# solve (exact, O(S^3)); larger ones iterate the Bellman operator to tolerance.
+DENSE_SOLVE_MAX_STATES = 1024
+
+
+def _default_tol(dtype) -> float:
+    return float(64 * jnp.finfo(dtype).eps)
+
+
+def _safe_temperature(temperature, dtype):
+    temperature = jnp.asarray(temperature, dtype)
+    return temperature, jnp.where(temperature > 0, temperature, jnp.ones((), dtype))
+
+
+# --------------------------------------------------------------------------- policies
+
+def greedy_policy(q: jax.Array, tie_break: Literal["uniform", "first"] = "uniform") -> jax.Array:
+    """argmax policy over the last axis.
+
+    ``tie_break="uniform"`` splits mass evenly over actions within a few ulps of the
+    maximum (MFGLib's convention); ``"first"`` puts it all on the first maximiser
+    (OpenSpiel's).
+    """
+    if tie_break == "first":
+        return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1], dtype=q.dtype)
+    q_max = q.max(axis=-1, keepdims=True)
+    slack = 16 * jnp.finfo(q.dtype).eps * jnp.maximum(1.0, jnp.abs(q_max))
+    mask = (q >= q_max - slack).astype(q.dtype)
+    return mask / mask.sum(axis=-1, keepdims=True)
+
+
+def softmax_policy(q: jax.Array, temperature) -> jax.Array:
+    """Boltzmann policy softmax(q / temperature) over the last axis (temperature > 0)."""
+    return jax.nn.softmax(q / temperature, axis=-1)
+
+
+def best_response(q: jax.Array, temperature, tie_break="uniform") -> jax.Array:
+    """softmax(q / lambda) if lambda > 0, else the greedy policy (traced lambda)."""
+    temperature, safe = _safe_temperature(temperature, q.dtype)
+    return jnp.where(temperature > 0, softmax_policy(q, safe), greedy_policy(q, tie_break))
+
+
+def soft_value(q: jax.Array, temperature) -> jax.Array:
+    """lambda log sum_a exp(q / lambda) over the last axis; max_a q when lambda = 0."""
+    temperature, safe = _safe_temperature(temperature, q.dtype)
+    soft = safe * jax.nn.logsumexp(q / safe, axis=-1)
+    return jnp.where(temperature > 0, soft, q.max(axis=-1))
+
+
+def policy_value(q: jax.Array, policy: jax.Array, temperature) -> jax.Array:
+    """sum_a pi(a|s) (q(s, a) - lambda log pi(a|s)) over the last axis."""
+    entropy = -jnp.sum(jax.scipy.special.xlogy(policy, policy), axis=-1)
+    return jnp.sum(policy * q, axis=-1) + jnp.asarray(temperature, q.dtype) * entropy
+
+
+# ----------------------------------------------------------------- population dynamics
+
+def mean_field_flow(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
+    """Finite horizon: the flow L_t(s, a) = mu_t(s) pi_t(a|s), mu_0 given,
+
+        mu_{t+1}(s') = sum_{s,a} L_t(s, a) P(s' | s, a, L_t).
+
+    Args:
+      policy: [T, S, A].
+    Returns:
+      [T, S, A] state-action flow.
+    """
+    steps = jnp.arange(game.horizon, dtype=jnp.int32)
+
+    def forward(mu, inputs):
+        t, pi_t = inputs
+        joint = mu[:, None] * pi_t
+        return push_forward(game.transition(t, joint), joint), joint
+
+    _, flow = lax.scan(forward, game.initial_distribution.astype(policy.dtype), (steps, policy))
+    return flow
+
+
+def stationary_mean_field(
+    game: MeanFieldGame,
+    policy: jax.Array,
+    *,
+    initial: jax.Array | None = None,
+    damping: float = 1.0,
+    tol: float | None = None,
+    max_iterations: int = 10_000,
+) -> jax.Array:
+    """Stationary game: the fixed point L = mu (x) pi of mu <- Gamma_2(pi, L)(marginal).
+
+    Damped power iteration mu <- (1 - d) mu + d push(P(L), L), from ``initial`` (default
+    mu_0) until ||mu_{k+1} - mu_k||_1 <= tol or ``max_iterations``.
+
+    Args:
+      policy: [S, A].
+    Returns:
+      [S, A] stationary state-action mean field.
+    """
+    dtype = policy.dtype
+    tol = _default_tol(dtype) if tol is None else tol
+    mu = game.initial_distribution.astype(dtype) if initial is None else initial.astype(dtype)
+
+    def body(carry):
+        mu, _, k = carry
+        joint = mu[:, None] * policy
+        new = push_forward(game.transition(jnp.int32(0), joint), joint)
+        new = (1 - damping) * mu + damping * new
+        return new, jnp.abs(new - mu).sum(), k + 1
+
+    def cond(carry):
+        _, change, k = carry
+        return (change > tol) & (k < max_iterations)
+
+    mu, _, _ = lax.while_loop(cond, body, (mu, jnp.asarray(jnp.inf, dtype), 0))
+    return mu[:, None] * policy
+
+
+@jax.jit
+def induced_mean_field(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
+    """The mean field a policy induces: the flow (finite horizon) or the stationary one."""
+    if game.is_finite_horizon:
+        return mean_field_flow(game, policy)
+    return stationary_mean_field(game, policy)
+
+
+def mean_field_residual(game: MeanFieldGame, policy: jax.Array, joint: jax.Array) -> jax.Array:
+    """||Gamma_2(pi, L) - L||_1: how far L is from being consistent with pi.
+
+    Finite horizon: sum over t of ||mu_{t+1} - push(P_t, L_t)||_1 plus the mismatch of
+    L with mu_t (x) pi_t.  Stationary: ||push(P(L), L) (x) pi - L||_1.
+    """
+    if game.is_finite_horizon:
+        return jnp.abs(mean_field_flow(game, policy) - joint).sum()
+    mu_next = push_forward(game.transition(jnp.int32(0), joint), joint)
+    return jnp.abs(mu_next[:, None] * policy - joint).sum()
+
+
+# ------------------------------------------------------------------- value functions
+
+def _backward(game: MeanFieldGame, flow: jax.Array, value_of_q) -> jax.Array:
+    """Finite-horizon backward induction Q_t = r_t + gamma E[V_{t+1}(s')], V_T = 0."""
+    steps = jnp.arange(game.horizon, dtype=jnp.int32)
+    dtype = flow.dtype
+
+    def backward(v_next, inputs):
+        t, joint, extra = inputs
+        q = game.reward(t, joint).astype(dtype) + game.discount * expected_next(
+            game.transition(t, joint), v_next
+        )
+        return value_of_q(q, extra), q
+
+    return steps, backward, jnp.zeros(game.num_states, dtype)
+
+
+def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array, temperature=0.0):
+    """Q^pi_lambda against the frozen mean field ``joint``.
+
+    Args:
+      joint: [T, S, A] flow or [S, A] stationary mean field.
+      policy: same shape as ``joint``.
+      temperature: lambda >= 0 (traced scalar).
+    Returns:
+      Q-values, same shape as ``policy``.
+    """
+    if game.is_finite_horizon:
+        steps, backward, v_last = _backward(
+            game, joint, lambda q, pi_t: policy_value(q, pi_t, temperature)
+        )
+        _, qs = lax.scan(backward, v_last, (steps, joint, policy), reverse=True)
+        return qs
+    reward, transition = _frozen(game, joint)
+    r_pi = policy_value(reward, policy, temperature)
+    if game.num_states <= DENSE_SOLVE_MAX_STATES:
+        p_pi = jnp.einsum("sa,sat->st", policy, to_dense(transition, game.num_states).probs)
+        eye = jnp.eye(game.num_states, dtype=reward.dtype)
+        v = jnp.linalg.solve(eye - game.discount * p_pi, r_pi)
+    else:
+        v = _iterate_bellman(
+            game, lambda v: r_pi + game.discount * jnp.sum(policy * expected_next(transition, v), -1)
+        )
+    return reward + game.discount * expected_next(transition, v)
+
+
+def optimal_q_values(game: MeanFieldGame, joint: jax.Array, temperature=0.0) -> jax.Array:
+    """Q*_lambda against the frozen mean field (soft value iteration; hard when lambda = 0).
+
+    Finite horizon: exact backward induction.  Stationary: value iteration to tolerance.
+    """
+    if game.is_finite_horizon:
+        steps, backward, v_last = _backward(game, joint, lambda q, _: soft_value(q, temperature))
+        _, qs = lax.scan(backward, v_last, (steps, joint, steps), reverse=True)
+        return qs
+    reward, transition = _frozen(game, joint)
+    bellman = lambda v: soft_value(reward + game.discount * expected_next(transition, v), temperature)
+    v = _iterate_bellman(game, bellman)
+    return reward + game.discount * expected_next(transition, v)
+
+
+def _frozen(game: MeanFieldGame, joint: jax.Array):
+    t0 = jnp.int32(0)
+    return game.reward(t0, joint).astype(joint.dtype), game.transition(t0, joint)
+
+
+def _iterate_bellman(game: MeanFieldGame, operator, max_iterations: int = 100_000):
+    """Iterate a gamma-contraction from 0 until successive iterates differ by <= tol."""
+    dtype = game.initial_distribution.dtype
+    tol = _default_tol(dtype)
+
+    def body(carry):
+        v, _, k = carry
+        new = operator(v)
+        scale = jnp.maximum(1.0, jnp.abs(new).max())
+        return new, jnp.abs(new - v).max() / scale, k + 1
+
+    def cond(carry):
+        _, change, k = carry
+        return (change > tol) & (k < max_iterations)
+
+    v0 = jnp.zeros(game.num_states, dtype)
+    v, _, _ = lax.while_loop(cond, body, (v0, jnp.asarray(jnp.inf, dtype), 0))
+    return v
+
+
+# ------------------------------------------------------------------- exploitability
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Exploitability:
+    """Exploitability of a policy pi against the mean field L_pi it induces.
+
+    All scalars.  ``regularized = best_response_return - policy_return`` with the
+    lambda-regularized returns J_lambda; ``unregularized`` uses lambda = 0 for both the
+    best response and the evaluation of pi.  J = sum_s mu_0(s) V(s) (at t = 0).
+    """
+
+    regularized: jax.Array
+    unregularized: jax.Array
+    best_response_return: jax.Array
+    policy_return: jax.Array
+
+
+def expected_return(game: MeanFieldGame, q: jax.Array, policy: jax.Array, temperature) -> jax.Array:
+    """J = sum_s mu_0(s) V(s) at the first epoch, V from (q, policy, lambda)."""
+    q0 = q[0] if game.is_finite_horizon else q
+    pi0 = policy[0] if game.is_finite_horizon else policy
+    return jnp.dot(game.initial_distribution.astype(q.dtype), policy_value(q0, pi0, temperature))
+
+
+@jax.jit
+def exploitability(
+    game: MeanFieldGame, policy: jax.Array, temperature=0.0, joint: jax.Array | None = None
+) -> Exploitability:
+    """Regularized and unregularized exploitability of ``policy``.
+
+    exploit_lambda(pi) = J_lambda(BR_lambda(L_pi); L_pi) - J_lambda(pi; L_pi) >= 0, zero
+    exactly at the lambda-regularized equilibrium.
+
+    Args:
+      policy: ``game.policy_shape``.
+      temperature: lambda (traced).
+      joint: the mean field L_pi if already computed (else computed here).
+    """
+    joint = induced_mean_field(game, policy) if joint is None else joint
+    temps = jnp.stack([jnp.asarray(temperature, policy.dtype), jnp.zeros((), policy.dtype)])
+
+    def per_temperature(lam):
+        q_star = optimal_q_values(game, joint, lam)
+        br_return = jnp.dot(
+            game.initial_distribution.astype(policy.dtype),
+            soft_value(q_star[0] if game.is_finite_horizon else q_star, lam),
+        )
+        q_pi = policy_q_values(game, joint, policy, lam)
+        return br_return, expected_return(game, q_pi, policy, lam)
+
+    br, pv = jax.vmap(per_temperature)(temps)
+    return Exploitability(
+        regularized=br[0] - pv[0],
+        unregularized=br[1] - pv[1],
+        best_response_return=br[0],
+        policy_return=pv[0],
+    )

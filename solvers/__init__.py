@@ -1,0 +1,32 @@
+"""solvers: algorithms that compute mean-field equilibria, as init/step pairs.
+
+``run(solver, game, num_iterations)`` drives any of them in jitted chunks with on-device
+diagnostics.  ``SOLVERS`` maps names to solver classes.
+"""
+
+from solvers.base import Solver, SolverState, initial_state, random_policy
+from solvers.driver import RunResult, diagnostics, fit_rate, run
+from solvers.fictitious_play import FictitiousPlay
+from solvers.fixed_point import FixedPoint
+from solvers.mirror_descent import MirrorDescent
+
+SOLVERS = {
+    "fixed_point": FixedPoint,
+    "fictitious_play": FictitiousPlay,
+    "mirror_descent": MirrorDescent,
+}
+
+__all__ = [
+    "SOLVERS",
+    "Solver",
+    "SolverState",
+    "initial_state",
+    "random_policy",
+    "RunResult",
+    "diagnostics",
+    "fit_rate",
+    "run",
+    "FictitiousPlay",
+    "FixedPoint",
+    "MirrorDescent",
+]

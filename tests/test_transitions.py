@@ -1,0 +1,84 @@
+"""Transition operators: the push-forward conserves mass, is the adjoint of the expected
+next value, and the dense, sparse (scatter) and sparse (gather) forms agree."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mfg.transitions import (
+    DenseTransition,
+    SparseTransition,
+    expected_next,
+    pull_index,
+    push_forward,
+    to_dense,
+)
+
+
+def random_sparse(seed, S=40, A=4, K=3):
+    rng = np.random.default_rng(seed)
+    nxt = rng.integers(0, S, size=(S, A, K))
+    probs = rng.random((S, A, K))
+    probs /= probs.sum(-1, keepdims=True)
+    return nxt, probs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_push_forward_conserves_mass_in_every_form(seed):
+    nxt, probs = random_sparse(seed)
+    joint = np.random.default_rng(seed + 10).random((40, 4))
+    joint /= joint.sum()
+    scatter = SparseTransition(jnp.asarray(nxt), jnp.asarray(probs))
+    gather = SparseTransition(jnp.asarray(nxt), jnp.asarray(probs), jnp.asarray(pull_index(nxt, 40)))
+    dense = to_dense(scatter, 40)
+    outs = [np.asarray(push_forward(t, jnp.asarray(joint))) for t in (scatter, gather, dense)]
+    for out in outs:
+        assert out.min() >= 0
+        np.testing.assert_allclose(out.sum(), 1.0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(outs[0], outs[2], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adjoint_identity(seed):
+    """<push(P, L), v> = <L, E[v(s') | s, a]> for any L and v."""
+    nxt, probs = random_sparse(seed)
+    rng = np.random.default_rng(seed + 20)
+    joint, values = jnp.asarray(rng.random((40, 4))), jnp.asarray(rng.normal(size=40))
+    for tr in (SparseTransition(jnp.asarray(nxt), jnp.asarray(probs)),
+               to_dense(SparseTransition(jnp.asarray(nxt), jnp.asarray(probs)), 40)):
+        lhs = jnp.dot(push_forward(tr, joint), values)
+        rhs = jnp.sum(joint * expected_next(tr, values))
+        np.testing.assert_allclose(lhs, rhs, rtol=1e-13)
+
+
+def test_expected_next_matches_dense_matrix_product():
+    nxt, probs = random_sparse(3)
+    values = jnp.asarray(np.random.default_rng(0).normal(size=40))
+    sparse = SparseTransition(jnp.asarray(nxt), jnp.asarray(probs))
+    dense = to_dense(sparse, 40)
+    np.testing.assert_allclose(expected_next(sparse, values),
+                               np.einsum("sat,t->sa", np.asarray(dense.probs), values), rtol=1e-13)
+
+
+def test_pull_index_lists_every_incoming_entry_once():
+    nxt = np.array([[[1, 1]], [[0, 2]], [[2, 2]]])  # S=3, A=1, K=2; repeated successors
+    table = pull_index(nxt, 3)
+    flat = nxt.reshape(-1)
+    for target in range(3):
+        sources = sorted(int(i) for i in table[target] if i < flat.size)
+        assert sources == sorted(np.flatnonzero(flat == target).tolist())
+
+
+def test_pull_index_rejects_out_of_range_successors():
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        pull_index(np.array([[[0, 3]]]), 3)
+
+
+def test_push_forward_is_linear_under_jit_and_vmap():
+    nxt, probs = random_sparse(5)
+    tr = SparseTransition(jnp.asarray(nxt), jnp.asarray(probs))
+    joints = jnp.asarray(np.random.default_rng(1).random((6, 40, 4)))
+    batched = jax.jit(jax.vmap(lambda j: push_forward(tr, j)))(joints)
+    np.testing.assert_allclose(batched.sum(0), push_forward(tr, joints.sum(0)), rtol=1e-13)
