@@ -29,9 +29,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.transitions import DenseTransition, SparseTransition, Transition
+from mfg.transitions import DenseTransition, ShiftTransition, SparseTransition, Transition
 
-__all__ = ["MeanFieldGame", "make_game", "GameValidationError", "uniform_policy"]
+__all__ = ["MeanFieldGame", "make_game", "GameValidationError", "uniform_policy", "state_marginal"]
+
+
+def state_marginal(joint: jax.Array) -> jax.Array:
+    """mu(s) = sum_a L(s, a) for L [..., S, A].
+
+    Written as a product with a ones vector: XLA:CPU fuses a reduction over a tiny minor
+    axis poorly next to other loops (measured 7x slower on crowd games at S = 10^6).
+    """
+    return joint @ jnp.ones(joint.shape[-1], joint.dtype)
 
 MeanFieldKind = Literal["state", "state_action"]
 
@@ -81,7 +90,7 @@ class MeanFieldGame:
         return ((self.horizon,) + sa) if self.is_finite_horizon else sa
 
     def _view(self, joint: jax.Array) -> jax.Array:
-        return joint.sum(axis=-1) if self.mean_field == "state" else joint
+        return state_marginal(joint) if self.mean_field == "state" else joint
 
     def reward(self, t: jax.Array, joint: jax.Array) -> jax.Array:
         """r(., ., L) at epoch t as [S, A], given the state-action mean field L [S, A]."""
@@ -160,9 +169,24 @@ def _validate_transition(tr: Transition, S: int, A: int, atol: float, where: str
                 f"[{nxt.min()}, {nxt.max()}]."
             )
         _check_distribution(f"{where}: transition probs P(.|s,a)", probs, -1, atol)
+    elif isinstance(tr, ShiftTransition):
+        probs = np.asarray(tr.probs)
+        D = len(tr.offsets)
+        if int(np.prod(tr.grid)) != S or any(len(o) != len(tr.grid) for o in tr.offsets):
+            raise GameValidationError(
+                f"{where}: shift transition grid {tr.grid} must have S = {S} cells and every "
+                f"offset {len(tr.grid)} coordinates.")
+        if probs.shape not in ((A, D), (S, A, D)):
+            raise GameValidationError(
+                f"{where}: shift transition probs must have shape [A, D] = {(A, D)} or "
+                f"[S, A, D] = {(S, A, D)}, got {probs.shape}.")
+        if tr.boundary not in ("torus", "clamp"):
+            raise GameValidationError(
+                f"{where}: shift boundary must be 'torus' or 'clamp', got {tr.boundary!r}.")
+        _check_distribution(f"{where}: transition probs P(.|s,a)", probs, -1, atol)
     else:
         raise GameValidationError(
-            f"{where}: transition_fn must return DenseTransition or SparseTransition, "
+            f"{where}: transition_fn must return DenseTransition, SparseTransition or ShiftTransition, "
             f"got {type(tr).__name__}."
         )
 

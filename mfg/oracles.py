@@ -49,6 +49,7 @@ __all__ = [
 # Stationary games with at most this many states evaluate policies by a dense linear
 # solve (exact, O(S^3)); larger ones iterate the Bellman operator to tolerance.
 DENSE_SOLVE_MAX_STATES = 1024
+UNROLL = 4  # partial unrolling of the epoch scans: fewer loop overheads on small grids
 
 
 def _default_tol(dtype) -> float:
@@ -88,17 +89,37 @@ def best_response(q: jax.Array, temperature, tie_break="uniform") -> jax.Array:
     return jnp.where(temperature > 0, softmax_policy(q, safe), greedy_policy(q, tie_break))
 
 
-def soft_value(q: jax.Array, temperature) -> jax.Array:
-    """lambda log sum_a exp(q / lambda) over the last axis; max_a q when lambda = 0."""
-    temperature, safe = _safe_temperature(temperature, q.dtype)
-    soft = safe * jax.nn.logsumexp(q / safe, axis=-1)
-    return jnp.where(temperature > 0, soft, q.max(axis=-1))
+def _branch(temperature, build):
+    """build(regularized: bool), chosen by one ``lax.cond`` on lambda > 0.
+
+    Hoisting the choice out of loops keeps the lambda = 0 path free of logarithms and
+    lets XLA fuse each branch whole (a cond inside a scan body blocks fusion).
+    """
+    return lax.cond(jnp.asarray(temperature) > 0, lambda: build(True), lambda: build(False))
 
 
-def policy_value(q: jax.Array, policy: jax.Array, temperature) -> jax.Array:
+def soft_value(q: jax.Array, temperature, regularized: bool | None = None) -> jax.Array:
+    """lambda log sum_a exp(q / lambda) over the last axis; max_a q when lambda = 0.
+
+    ``regularized`` (static) fixes the branch; None decides on the traced lambda.
+    """
+    if regularized is None:
+        return _branch(temperature, lambda reg: soft_value(q, temperature, reg))
+    if not regularized:
+        return q.max(axis=-1)
+    _, safe = _safe_temperature(temperature, q.dtype)
+    return safe * jax.nn.logsumexp(q / safe, axis=-1)
+
+
+def policy_value(q: jax.Array, policy: jax.Array, temperature, regularized: bool | None = None) -> jax.Array:
     """sum_a pi(a|s) (q(s, a) - lambda log pi(a|s)) over the last axis."""
+    if regularized is None:
+        return _branch(temperature, lambda reg: policy_value(q, policy, temperature, reg))
+    value = jnp.sum(policy * q, axis=-1)
+    if not regularized:
+        return value
     entropy = -jnp.sum(jax.scipy.special.xlogy(policy, policy), axis=-1)
-    return jnp.sum(policy * q, axis=-1) + jnp.asarray(temperature, q.dtype) * entropy
+    return value + jnp.asarray(temperature, q.dtype) * entropy
 
 
 # ----------------------------------------------------------------- population dynamics
@@ -120,7 +141,7 @@ def mean_field_flow(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
         joint = mu[:, None] * pi_t
         return push_forward(game.transition(t, joint), joint), joint
 
-    _, flow = lax.scan(forward, game.initial_distribution.astype(policy.dtype), (steps, policy))
+    _, flow = lax.scan(forward, game.initial_distribution.astype(policy.dtype), (steps, policy), unroll=UNROLL)
     return flow
 
 
@@ -184,19 +205,23 @@ def mean_field_residual(game: MeanFieldGame, policy: jax.Array, joint: jax.Array
 
 # ------------------------------------------------------------------- value functions
 
-def _backward(game: MeanFieldGame, flow: jax.Array, value_of_q) -> jax.Array:
-    """Finite-horizon backward induction Q_t = r_t + gamma E[V_{t+1}(s')], V_T = 0."""
+def _backward_q(game: MeanFieldGame, flow: jax.Array, value_of_q, policy=None) -> jax.Array:
+    """Finite-horizon backward induction Q_t = r_t + gamma E[V_{t+1}(s')], V_T = 0,
+
+    with V_t = value_of_q(Q_t, pi_t).  Returns Q [T, S, A]."""
     steps = jnp.arange(game.horizon, dtype=jnp.int32)
-    dtype = flow.dtype
+    policy = flow if policy is None else policy
 
     def backward(v_next, inputs):
-        t, joint, extra = inputs
-        q = game.reward(t, joint).astype(dtype) + game.discount * expected_next(
+        t, joint, pi_t = inputs
+        q = game.reward(t, joint).astype(flow.dtype) + game.discount * expected_next(
             game.transition(t, joint), v_next
         )
-        return value_of_q(q, extra), q
+        return value_of_q(q, pi_t), q
 
-    return steps, backward, jnp.zeros(game.num_states, dtype)
+    v_last = jnp.zeros(game.num_states, flow.dtype)
+    _, qs = lax.scan(backward, v_last, (steps, flow, policy), reverse=True, unroll=UNROLL)
+    return qs
 
 
 def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array, temperature=0.0):
@@ -209,23 +234,21 @@ def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array, te
     Returns:
       Q-values, same shape as ``policy``.
     """
-    if game.is_finite_horizon:
-        steps, backward, v_last = _backward(
-            game, joint, lambda q, pi_t: policy_value(q, pi_t, temperature)
-        )
-        _, qs = lax.scan(backward, v_last, (steps, joint, policy), reverse=True)
-        return qs
-    reward, transition = _frozen(game, joint)
-    r_pi = policy_value(reward, policy, temperature)
-    if game.num_states <= DENSE_SOLVE_MAX_STATES:
-        p_pi = jnp.einsum("sa,sat->st", policy, to_dense(transition, game.num_states).probs)
-        eye = jnp.eye(game.num_states, dtype=reward.dtype)
-        v = jnp.linalg.solve(eye - game.discount * p_pi, r_pi)
-    else:
-        v = _iterate_bellman(
-            game, lambda v: r_pi + game.discount * jnp.sum(policy * expected_next(transition, v), -1)
-        )
-    return reward + game.discount * expected_next(transition, v)
+    def build(reg):
+        if game.is_finite_horizon:
+            return _backward_q(game, joint, lambda q, pi_t: policy_value(q, pi_t, temperature, reg), policy)
+        reward, transition = _frozen(game, joint)
+        r_pi = policy_value(reward, policy, temperature, reg)
+        if game.num_states <= DENSE_SOLVE_MAX_STATES:
+            p_pi = jnp.einsum("sa,sat->st", policy, to_dense(transition, game.num_states).probs)
+            eye = jnp.eye(game.num_states, dtype=reward.dtype)
+            v = jnp.linalg.solve(eye - game.discount * p_pi, r_pi)
+        else:
+            v = _iterate_bellman(
+                game, lambda v: r_pi + game.discount * jnp.sum(policy * expected_next(transition, v), -1))
+        return reward + game.discount * expected_next(transition, v)
+
+    return _branch(temperature, build)
 
 
 def optimal_q_values(game: MeanFieldGame, joint: jax.Array, temperature=0.0) -> jax.Array:
@@ -233,14 +256,15 @@ def optimal_q_values(game: MeanFieldGame, joint: jax.Array, temperature=0.0) -> 
 
     Finite horizon: exact backward induction.  Stationary: value iteration to tolerance.
     """
-    if game.is_finite_horizon:
-        steps, backward, v_last = _backward(game, joint, lambda q, _: soft_value(q, temperature))
-        _, qs = lax.scan(backward, v_last, (steps, joint, steps), reverse=True)
-        return qs
-    reward, transition = _frozen(game, joint)
-    bellman = lambda v: soft_value(reward + game.discount * expected_next(transition, v), temperature)
-    v = _iterate_bellman(game, bellman)
-    return reward + game.discount * expected_next(transition, v)
+    def build(reg):
+        if game.is_finite_horizon:
+            return _backward_q(game, joint, lambda q, _: soft_value(q, temperature, reg))
+        reward, transition = _frozen(game, joint)
+        bellman = lambda v: soft_value(reward + game.discount * expected_next(transition, v), temperature, reg)
+        v = _iterate_bellman(game, bellman)
+        return reward + game.discount * expected_next(transition, v)
+
+    return _branch(temperature, build)
 
 
 def _frozen(game: MeanFieldGame, joint: jax.Array):
@@ -308,21 +332,45 @@ def exploitability(
       joint: the mean field L_pi if already computed (else computed here).
     """
     joint = induced_mean_field(game, policy) if joint is None else joint
-    temps = jnp.stack([jnp.asarray(temperature, policy.dtype), jnp.zeros((), policy.dtype)])
-
-    def per_temperature(lam):
-        q_star = optimal_q_values(game, joint, lam)
-        br_return = jnp.dot(
-            game.initial_distribution.astype(policy.dtype),
-            soft_value(q_star[0] if game.is_finite_horizon else q_star, lam),
-        )
-        q_pi = policy_q_values(game, joint, policy, lam)
-        return br_return, expected_return(game, q_pi, policy, lam)
-
-    br, pv = jax.vmap(per_temperature)(temps)
+    temperature = jnp.asarray(temperature, policy.dtype)
+    returns = _returns_finite if game.is_finite_horizon else _returns_stationary
+    br0, pv0 = returns(game, joint, policy, temperature, False)
+    # The regularized pair costs a second pass only when lambda > 0.
+    br, pv = lax.cond(temperature > 0, lambda: returns(game, joint, policy, temperature, True),
+                      lambda: (br0, pv0))
     return Exploitability(
-        regularized=br[0] - pv[0],
-        unregularized=br[1] - pv[1],
-        best_response_return=br[0],
-        policy_return=pv[0],
+        regularized=br - pv,
+        unregularized=br0 - pv0,
+        best_response_return=br,
+        policy_return=pv,
     )
+
+
+def _returns_finite(game: MeanFieldGame, flow: jax.Array, policy: jax.Array, temperature, reg: bool):
+    """(J_lambda of the best response, J_lambda of pi) against ``flow`` in one backward pass.
+
+    The pass carries both value vectors [2, S] (V*, V^pi), so rewards and kernels are
+    evaluated once per epoch.
+    """
+    steps = jnp.arange(game.horizon, dtype=jnp.int32)
+
+    def backward(values, inputs):
+        t, joint, pi_t = inputs
+        transition = game.transition(t, joint)
+        q = game.reward(t, joint).astype(flow.dtype) + game.discount * jax.vmap(
+            lambda v: expected_next(transition, v))(values)
+        return jnp.stack([soft_value(q[0], temperature, reg), policy_value(q[1], pi_t, temperature, reg)]), None
+
+    values0 = jnp.zeros((2, game.num_states), flow.dtype)
+    values, _ = lax.scan(backward, values0, (steps, flow, policy), reverse=True, unroll=UNROLL)
+    mu0 = game.initial_distribution.astype(flow.dtype)
+    return jnp.dot(mu0, values[0]), jnp.dot(mu0, values[1])
+
+
+def _returns_stationary(game: MeanFieldGame, joint: jax.Array, policy: jax.Array, temperature, reg: bool):
+    """(J_lambda of the best response, J_lambda of pi) against the stationary ``joint``."""
+    mu0 = game.initial_distribution.astype(policy.dtype)
+    lam = temperature if reg else jnp.zeros((), policy.dtype)
+    q_star = optimal_q_values(game, joint, lam)
+    q_pi = policy_q_values(game, joint, policy, lam)
+    return jnp.dot(mu0, soft_value(q_star, lam)), expected_return(game, q_pi, policy, lam)

@@ -13,7 +13,11 @@ Two storage forms:
 
 ``DenseTransition``  probs [S, A, S]; memory O(S^2 A), for small or fully mixing games.
 ``SparseTransition`` K successors per (s, a): next_state [S, A, K] int32 and probs [S, A, K];
-                     memory O(S A K), for grids, queues and Garnet games.
+                     memory O(S A K), for queues, Garnet games, anything irregular.
+``ShiftTransition``  moves on a grid by D fixed displacements (torus or clamped edges),
+                     probs [A, D] or [S, A, D]; push and expectation are D shifted copies
+                     of the grid (memory-bandwidth bound, no gathers): the fast path for
+                     crowd and beach-bar games at 10^6+ states.
 
 The sparse push-forward is a scatter-add (``segment_sum``).  When the successor structure
 is fixed (it does not depend on the mean field), ``pull_index`` precomputes its transpose
@@ -29,15 +33,19 @@ from typing import Union
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 __all__ = [
     "DenseTransition",
     "SparseTransition",
+    "ShiftTransition",
     "Transition",
     "push_forward",
     "expected_next",
     "pull_index",
     "to_dense",
+    "to_sparse",
+    "shift_successors",
 ]
 
 
@@ -73,7 +81,97 @@ class SparseTransition:
     pull_sources: jax.Array | None = None
 
 
-Transition = Union[DenseTransition, SparseTransition]
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ShiftTransition:
+    """Displacement kernel on a grid: from cell x, action a, move to B(x + d_j) w.p. probs[., a, j].
+
+    B is the boundary map: wrap-around (``"torus"``) or clip to the grid per axis
+    (``"clamp"``, mass pushed past an edge piles up on it).
+
+    Attributes:
+      probs: [A, D] (same for every cell) or [S, A, D] (cell-dependent) probabilities,
+        summing to 1 over j.
+      offsets: static tuple of D displacement tuples, each of length len(grid).
+      grid: static grid shape, prod(grid) = S (row-major flattening).
+      boundary: static, "torus" or "clamp".
+    """
+
+    probs: jax.Array
+    offsets: tuple = dataclasses.field(metadata=dict(static=True))
+    grid: tuple = dataclasses.field(metadata=dict(static=True))
+    boundary: str = dataclasses.field(default="torus", metadata=dict(static=True))
+
+
+Transition = Union[DenseTransition, SparseTransition, ShiftTransition]
+
+
+def _reach(offsets) -> tuple[int, ...]:
+    """Per grid axis, the largest |displacement|: the halo width of the padded grid."""
+    return tuple(max(abs(off[axis]) for off in offsets) for axis in range(len(offsets[0])))
+
+
+def _window(halo, offset, grid) -> tuple:
+    """Slices of the padded grid that hold the cells displaced by ``offset``."""
+    return tuple(slice(h + k, h + k + n) for h, k, n in zip(halo, offset, grid))
+
+
+def _gather_shifted_values(values: jax.Array, offsets, boundary: str) -> jax.Array:
+    """[D, *grid]: out[j](x) = values(B(x + d_j)).
+
+    One padded copy of the grid (wrapped for a torus, edge-replicated for clamped edges,
+    so that reading past an edge reads the edge), then one window per displacement.
+    """
+    halo = _reach(offsets)
+    mode = "wrap" if boundary == "torus" else "edge"
+    padded = jnp.pad(values, [(h, h) for h in halo], mode=mode)
+    return jnp.stack([padded[_window(halo, off, values.shape)] for off in offsets])
+
+
+def _scatter_shifted_mass(moved: jax.Array, offsets, boundary: str) -> jax.Array:
+    """sum_j of moved[j] displaced by d_j, with the boundary applied: [D, *grid] -> grid.
+
+    Each displaced copy is written into a zero halo around the grid (one fused sum of
+    pads); the halo is then folded back: wrapped around for a torus, piled onto the edge
+    cells for clamped edges.
+    """
+    grid = moved.shape[1:]
+    halo = _reach(offsets)
+    total = sum(
+        jnp.pad(moved[j], [(h + k, h - k) for h, k in zip(halo, off)])
+        for j, off in enumerate(offsets)
+    )
+    for axis, (h, n) in enumerate(zip(halo, grid)):
+        if h == 0:
+            continue
+        low = lax.slice_in_dim(total, 0, h, axis=axis)
+        high = lax.slice_in_dim(total, h + n, 2 * h + n, axis=axis)
+        inner = lax.slice_in_dim(total, h, h + n, axis=axis)
+        if boundary == "torus":
+            # mass that left through the low side re-enters at the high side and vice versa
+            pad_low = [(0, 0)] * total.ndim
+            pad_low[axis] = (n - h, 0)
+            pad_high = [(0, 0)] * total.ndim
+            pad_high[axis] = (0, n - h)
+            if h <= n:
+                inner = inner + jnp.pad(low, pad_low) + jnp.pad(high, pad_high)
+            else:  # halo wider than the grid: wrap index by index
+                idx = (jnp.arange(-h, n + h) % n)
+                inner = jax.ops.segment_sum(jnp.moveaxis(total, axis, 0), idx, n)
+                inner = jnp.moveaxis(inner, 0, axis)
+        else:
+            first = [slice(None)] * total.ndim
+            first[axis] = slice(0, 1)
+            last = [slice(None)] * total.ndim
+            last[axis] = slice(n - 1, n)
+            inner = inner.at[tuple(first)].add(low.sum(axis, keepdims=True))
+            inner = inner.at[tuple(last)].add(high.sum(axis, keepdims=True))
+        total = inner
+    return total
+
+
+def _shift_probs(transition: ShiftTransition) -> tuple[jax.Array, bool]:
+    return transition.probs, transition.probs.ndim == 3
 
 
 def push_forward(transition: Transition, joint: jax.Array) -> jax.Array:
@@ -87,6 +185,12 @@ def push_forward(transition: Transition, joint: jax.Array) -> jax.Array:
     """
     if isinstance(transition, DenseTransition):
         return jnp.einsum("sa,sat->t", joint, transition.probs)
+    if isinstance(transition, ShiftTransition):
+        probs, per_state = _shift_probs(transition)
+        moved = (jnp.einsum("sa,sad->ds", joint, probs) if per_state
+                 else jnp.einsum("sa,ad->ds", joint, probs))
+        moved = moved.reshape((len(transition.offsets),) + tuple(transition.grid))
+        return _scatter_shifted_mass(moved, transition.offsets, transition.boundary).reshape(-1)
     mass = (joint[..., None] * transition.probs).reshape(-1)
     if transition.pull_sources is not None:
         padded = jnp.concatenate([mass, jnp.zeros((1,), mass.dtype)])
@@ -108,6 +212,13 @@ def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
     """
     if isinstance(transition, DenseTransition):
         return jnp.einsum("sat,t->sa", transition.probs, values)
+    if isinstance(transition, ShiftTransition):
+        grid_values = values.reshape(tuple(transition.grid))
+        shifted = _gather_shifted_values(grid_values, transition.offsets, transition.boundary)
+        shifted = shifted.reshape(len(transition.offsets), -1)          # [D, S]
+        probs, per_state = _shift_probs(transition)
+        return (jnp.einsum("sad,ds->sa", probs, shifted) if per_state
+                else jnp.einsum("ad,ds->sa", probs, shifted))
     return jnp.sum(transition.probs * values[transition.next_state], axis=-1)
 
 
@@ -137,9 +248,29 @@ def pull_index(next_state: np.ndarray, num_states: int) -> np.ndarray:
     return table.astype(np.int32)
 
 
+def shift_successors(offsets, grid, boundary: str) -> np.ndarray:
+    """[S, D] successor index of each cell under each displacement (host array)."""
+    coords = np.stack(np.meshgrid(*[np.arange(n) for n in grid], indexing="ij"), -1).reshape(-1, len(grid))
+    moved = coords[:, None, :] + np.asarray(offsets)[None, :, :]
+    sizes = np.asarray(grid)
+    moved = moved % sizes if boundary == "torus" else np.clip(moved, 0, sizes - 1)
+    return np.ravel_multi_index(tuple(np.moveaxis(moved, -1, 0)), tuple(grid))
+
+
+def to_sparse(transition: ShiftTransition) -> SparseTransition:
+    """The K-successor form of a shift kernel (K = D)."""
+    succ = jnp.asarray(shift_successors(transition.offsets, transition.grid, transition.boundary))
+    probs, per_state = _shift_probs(transition)
+    S, A = succ.shape[0], probs.shape[-2]
+    probs = probs if per_state else jnp.broadcast_to(probs, (S,) + probs.shape)
+    return SparseTransition(jnp.broadcast_to(succ[:, None, :], (S, A, succ.shape[1])).astype(jnp.int32), probs)
+
+
 def to_dense(transition: Transition, num_states: int) -> DenseTransition:
     """Dense [S, A, S] copy of any kernel (for tests and small games)."""
     if isinstance(transition, DenseTransition):
         return transition
+    if isinstance(transition, ShiftTransition):
+        transition = to_sparse(transition)
     one_hot = jax.nn.one_hot(transition.next_state, num_states, dtype=transition.probs.dtype)
     return DenseTransition(jnp.einsum("sak,sakt->sat", transition.probs, one_hot))

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from mfg.game import MeanFieldGame
+from mfg.game import MeanFieldGame, state_marginal
 from mfg.oracles import exploitability
 from solvers.base import SolverState
 
@@ -44,7 +44,7 @@ TRACE_COUNTS: dict[str, int] = {"chunk": 0}
 
 def _expected_over_states(mean_field: jax.Array, per_state: jax.Array) -> jax.Array:
     """E_{s ~ mu} f(s), averaged over epochs for finite-horizon arrays."""
-    mu = mean_field.sum(-1)
+    mu = state_marginal(mean_field)
     total = (mu * per_state).sum(-1)
     return total.mean() if total.ndim else total
 
@@ -155,22 +155,24 @@ def run(
         bar = tqdm(total=num_iterations, desc=f"{type(solver).__name__} on {game.name}", unit="it")
 
     collected: list[dict] = []
+    recorded = 0  # iterations whose metrics reached the host
     start = time.perf_counter()
     done = 0
     pending = None  # (state_after, metrics, steps) of the chunk whose metrics are unread
     stopped_state = None
 
     def absorb(item):
-        nonlocal stopped_state
+        nonlocal stopped_state, recorded
         chunk_state, metrics, steps = item
         host = {k: np.asarray(v)[..., :steps] for k, v in jax.device_get(metrics).items()}
         collected.append(host)
+        recorded += steps
         if bar is not None:
             bar.update(steps)
             if "exploitability" in host and steps:
                 bar.set_postfix(exploitability=f"{float(np.max(host['exploitability'][..., -1])):.3e}")
         if on_chunk is not None:
-            on_chunk(sum(m[next(iter(m))].shape[-1] for m in collected) if host else 0, host)
+            on_chunk(recorded, host)
         if (stop_exploitability is not None and "exploitability" in host and steps
                 and float(np.max(host["exploitability"][..., -1])) <= stop_exploitability):
             stopped_state = chunk_state

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfg.game import MeanFieldGame, make_game
-from mfg.games._common import sparse_params, static_sparse
+from mfg.games._common import combine_moves, grid_kernel
 
 __all__ = ["crowd_modelling", "crowd_modelling_2d"]
 
@@ -33,19 +33,19 @@ def _crowd_reward(params, t, mu):
 
 def crowd_modelling(
     size: int = 10, horizon: int = 10, move_penalty: float = 1.0, mu0=None,
-    pull: bool = True, dtype=None,
+    kernel: str = "shift", dtype=None,
 ) -> MeanFieldGame:
     """1D crowd modelling (OpenSpiel ``mfg_crowd_modelling``), S = size, A = 3."""
     x = np.arange(size)
     half = size // 2
     moves = np.array([-1, 0, 1])
     base = (1.0 - np.abs(x - half) / half)[:, None] - move_penalty * np.abs(moves)[None, :] / size
-    nxt = (x[:, None, None] + moves[None, :, None] + moves[None, None, :]) % size
-    probs = np.full(nxt.shape, 1.0 / 3.0)
-    params = {"base": base, "log_eps": OPENSPIEL_EPSILON, **sparse_params(nxt, probs, pull)}
+    offsets, probs = combine_moves(moves, moves, [1 / 3, 1 / 3, 1 / 3])
+    kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (size,), "torus")
+    params = {"base": base, "log_eps": OPENSPIEL_EPSILON, **kernel_params}
     return make_game(
         name="crowd_modelling", num_states=size, num_actions=3, horizon=horizon,
-        reward_fn=_crowd_reward, transition_fn=static_sparse, params=params,
+        reward_fn=_crowd_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(size, 1.0 / size) if mu0 is None else mu0,
         mean_field="state", dtype=dtype,
     )
@@ -53,7 +53,7 @@ def crowd_modelling(
 
 def crowd_modelling_2d(
     size: int = 10, horizon: int = 10, move_penalty: float = 1.0, mu0=None,
-    pull: bool = True, dtype=None,
+    kernel: str = "shift", dtype=None,
 ) -> MeanFieldGame:
     """2D crowd modelling on a size x size torus, S = size^2, A = 5, K = 5 noise moves.
 
@@ -65,15 +65,13 @@ def crowd_modelling_2d(
     moves = np.array([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)])
     closeness = 1.0 - (np.abs(i - half) + np.abs(j - half)) / (2 * half)
     base = closeness[:, None] - move_penalty * np.abs(moves).sum(1)[None, :] / size
-    ni = (i[:, None, None] + moves[None, :, None, 0] + moves[None, None, :, 0]) % size
-    nj = (j[:, None, None] + moves[None, :, None, 1] + moves[None, None, :, 1]) % size
-    nxt = ni * size + nj
-    probs = np.full(nxt.shape, 1.0 / 5.0)
-    params = {"base": base, "log_eps": OPENSPIEL_EPSILON, **sparse_params(nxt, probs, pull)}
+    offsets, probs = combine_moves(moves, moves, [0.2] * 5)
+    kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (size, size), "torus")
+    params = {"base": base, "log_eps": OPENSPIEL_EPSILON, **kernel_params}
     S = size * size
     return make_game(
         name="crowd_modelling_2d", num_states=S, num_actions=5, horizon=horizon,
-        reward_fn=_crowd_reward, transition_fn=static_sparse, params=params,
+        reward_fn=_crowd_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(S, 1.0 / S) if mu0 is None else mu0,
         mean_field="state", state_shape=(size, size), dtype=dtype,
     )

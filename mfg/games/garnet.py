@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfg.game import MeanFieldGame, make_game
-from mfg.games._common import sparse_params, static_sparse
+from mfg.games._common import fixed_kernel
 
 __all__ = ["garnet"]
 
@@ -25,7 +25,7 @@ def _garnet_reward(params, t, mu):
 def garnet(
     num_states: int = 100, num_actions: int = 3, branching: int = 3, seed: int = 0,
     eta: float = 1.0, horizon: int | None = None, discount: float = 0.9,
-    log_eps: float = 1e-12, pull: bool = True, dtype=None,
+    log_eps: float = 1e-12, kernel: str = "pull", dtype=None,
 ) -> MeanFieldGame:
     """A seeded random Garnet MFG (stationary discounted unless ``horizon`` is given)."""
     for name, value in [("num_states", num_states), ("num_actions", num_actions), ("branching", branching)]:
@@ -36,14 +36,12 @@ def garnet(
     nxt = rng.integers(0, num_states, size=shape, dtype=np.int64)
     probs = rng.exponential(size=shape)
     probs /= probs.sum(-1, keepdims=True)
-    params = {
-        "base": rng.random((num_states, num_actions)), "eta": eta, "log_eps": log_eps,
-        **sparse_params(nxt, probs, pull),
-    }
+    kernel_params, transition_fn = fixed_kernel(kernel, nxt, probs)
+    params = {"base": rng.random((num_states, num_actions)), "eta": eta, "log_eps": log_eps, **kernel_params}
     return make_game(
         name="garnet", num_states=num_states, num_actions=num_actions, horizon=horizon,
         discount=None if horizon is not None else discount,
-        reward_fn=_garnet_reward, transition_fn=static_sparse, params=params,
+        reward_fn=_garnet_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(num_states, 1.0 / num_states),
         mean_field="state", dtype=dtype,
     )

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.game import MeanFieldGame, make_game
-from mfg.games._common import sparse_params, static_dense, static_sparse
+from mfg.game import MeanFieldGame, make_game, state_marginal
+from mfg.games._common import combine_moves, fixed_kernel, grid_kernel, static_dense
 from mfg.transitions import DenseTransition, SparseTransition
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
 # ------------------------------------------------------------------ left_right (Cui 2021)
 
 def _left_right_reward(params, t, joint):
-    mu = joint.sum(-1)
+    mu = state_marginal(joint)
     zeros = jnp.zeros(2, joint.dtype)
     return jnp.stack([zeros, zeros - mu[1], zeros - 2 * mu[2]])
 
@@ -64,7 +64,7 @@ def left_right(mu0=(1.0, 0.0, 0.0), dtype=None) -> MeanFieldGame:
 # ------------------------------------------------------- rock_paper_scissors (Shapley)
 
 def _rps_reward(params, t, joint):
-    mu = joint.sum(-1)
+    mu = state_marginal(joint)
     ones = jnp.ones(3, joint.dtype)
     return jnp.stack([
         0 * ones,
@@ -91,7 +91,7 @@ def _sis_reward(params, t, joint):
 
 
 def _sis_transition(params, t, joint):
-    infected = joint.sum(-1)[1]
+    infected = state_marginal(joint)[1]
     p_infect = params["infection"] * infected
     one, zero = jnp.ones_like(p_infect), jnp.zeros_like(p_infect)
     susceptible = jnp.stack([
@@ -123,23 +123,13 @@ def _log_crowd_reward(params, t, joint):
     """base[t?] - log(mu(s) + eps), broadcast over actions (beach bar, crowd motion)."""
     base = params["base"]
     base = base[t] if base.ndim == 3 else base
-    mu = joint.sum(-1)
+    mu = state_marginal(joint)
     return base - jnp.log(mu + params["log_eps"])[:, None]
-
-
-def _clamped_line_kernel(n: int, p_still: float):
-    noise = [(-1, (1 - p_still) / 2), (0, p_still), (1, (1 - p_still) / 2)]
-    s = np.arange(n)[:, None, None]
-    a = np.arange(3)[None, :, None]
-    eps = np.array([e for e, _ in noise])[None, None, :]
-    nxt = np.clip(s + a - 1 + eps, 0, n - 1)
-    probs = np.broadcast_to(np.array([p for _, p in noise]), nxt.shape)
-    return nxt, probs
 
 
 def beach_bar(
     horizon: int = 3, n: int = 4, bar_loc: int = 2, log_eps: float = 1e-20,
-    p_still: float = 0.5, mu0=None, pull: bool = True, dtype=None,
+    p_still: float = 0.5, mu0=None, kernel: str = "shift", dtype=None,
 ) -> MeanFieldGame:
     """Beach bar (MFGLib's): n cells on a line (clamped ends, as MFGLib implements it).
 
@@ -153,11 +143,12 @@ def beach_bar(
         raise ValueError(f"p_still must be a probability in [0, 1], got {p_still}.")
     distance = -np.minimum(np.roll(np.arange(n), bar_loc), np.roll(np.arange(n)[::-1], bar_loc + 1))
     base = distance[:, None] - np.array([1.0, 0.0, 1.0])[None, :] / n
-    nxt, probs = _clamped_line_kernel(n, p_still)
-    params = {"base": base, "log_eps": log_eps, **sparse_params(nxt, probs, pull)}
+    offsets, probs = combine_moves([-1, 0, 1], [-1, 0, 1], [(1 - p_still) / 2, p_still, (1 - p_still) / 2])
+    kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (n,), "clamp")
+    params = {"base": base, "log_eps": log_eps, **kernel_params}
     return make_game(
         name="beach_bar", num_states=n, num_actions=3, horizon=horizon,
-        reward_fn=_log_crowd_reward, transition_fn=static_sparse, params=params,
+        reward_fn=_log_crowd_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(n, 1.0 / n) if mu0 is None else mu0,
         mean_field="state_action", dtype=dtype,
     )
@@ -187,7 +178,7 @@ def _bar_walk(horizon, length, width, loc_change_freq, seed):
 def crowd_motion(
     horizon: int = 4, torus_l: int = 20, torus_w: int = 20, loc_change_freq: int = 2,
     c: float = 10.0, log_eps: float = 1e-10, p_still: float = 0.5, seed: int = 0,
-    bar_path=None, mu0=None, pull: bool = True, dtype=None,
+    bar_path=None, mu0=None, kernel: str = "shift", dtype=None,
 ) -> MeanFieldGame:
     """Crowd motion (MFGLib's 2D beach bar): an l x w grid (clamped), 5 actions.
 
@@ -207,18 +198,15 @@ def crowd_motion(
     dist = (np.abs(i[None] - bar_path[:, 0, None, None]) + np.abs(j[None] - bar_path[:, 1, None, None]))
     closeness = 1.0 - dist / (torus_l + torus_w)
     base = c * np.broadcast_to(closeness.reshape(horizon, -1, 1), (horizon, torus_l * torus_w, 5))
-    moves = np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (0, 0)])
+    moves = [(1, 0), (-1, 0), (0, 1), (0, -1), (0, 0)]
     x = (1 - p_still) / 4
-    noise_p = np.array([x, x, x, x, p_still])
-    ni = np.clip(i.reshape(-1, 1, 1) + moves[None, :, None, 0] + moves[None, None, :, 0], 0, torus_l - 1)
-    nj = np.clip(j.reshape(-1, 1, 1) + moves[None, :, None, 1] + moves[None, None, :, 1], 0, torus_w - 1)
-    nxt = ni * torus_w + nj
-    probs = np.broadcast_to(noise_p, nxt.shape)
-    params = {"base": base, "log_eps": log_eps, **sparse_params(nxt, probs, pull)}
+    offsets, probs = combine_moves(moves, moves, [x, x, x, x, p_still])
+    kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (torus_l, torus_w), "clamp")
+    params = {"base": base, "log_eps": log_eps, **kernel_params}
     S = torus_l * torus_w
     return make_game(
         name="crowd_motion", num_states=S, num_actions=5, horizon=horizon,
-        reward_fn=_log_crowd_reward, transition_fn=static_sparse, params=params,
+        reward_fn=_log_crowd_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(S, 1.0 / S) if mu0 is None else mu0,
         mean_field="state_action", state_shape=(torus_l, torus_w), dtype=dtype,
     )
@@ -227,7 +215,7 @@ def crowd_motion(
 # ------------------------------------------------------- linear_quadratic (Perrin 2020)
 
 def _lq_mean(params, joint):
-    return jnp.sum(params["positions"] * joint.sum(-1))
+    return jnp.sum(params["positions"] * state_marginal(joint))
 
 
 def _lq_reward(params, t, joint):
@@ -289,7 +277,7 @@ def linear_quadratic(
 # ---------------------------------------------------- building_evacuation (Perolat 2021)
 
 def _evacuation_reward(params, t, joint):
-    mu = jnp.maximum(joint.sum(-1), params["log_eps"])
+    mu = jnp.maximum(state_marginal(joint), params["log_eps"])
     r = -params["eta"] * jnp.log(mu) + params["exit_bonus"]
     return jnp.broadcast_to(r[:, None], joint.shape)
 
@@ -297,7 +285,7 @@ def _evacuation_reward(params, t, joint):
 def building_evacuation(
     horizon: int = 4, n_floor: int = 5, floor_l: int = 10, floor_w: int = 10,
     log_eps: float = 1e-20, eta: float = 1.0, evac_r: float = 10.0, mu0=None,
-    pull: bool = True, dtype=None,
+    kernel: str = "pull", dtype=None,
 ) -> MeanFieldGame:
     """Multi-floor evacuation: move on a floor, take stairs at opposite corners.
 
@@ -318,13 +306,11 @@ def building_evacuation(
     ]
     nxt = np.stack([(ff * floor_l + ii) * floor_w + jj for ff, ii, jj in targets], axis=1)[..., None]
     S = n_floor * floor_l * floor_w
-    params = {
-        "eta": eta, "log_eps": log_eps, "exit_bonus": np.where(f == 0, evac_r, 0.0),
-        **sparse_params(nxt, np.ones(nxt.shape), pull),
-    }
+    kernel_params, transition_fn = fixed_kernel(kernel, nxt, np.ones(nxt.shape))
+    params = {"eta": eta, "log_eps": log_eps, "exit_bonus": np.where(f == 0, evac_r, 0.0), **kernel_params}
     return make_game(
         name="building_evacuation", num_states=S, num_actions=6, horizon=horizon,
-        reward_fn=_evacuation_reward, transition_fn=static_sparse, params=params,
+        reward_fn=_evacuation_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(S, 1.0 / S) if mu0 is None else mu0,
         mean_field="state_action", state_shape=(n_floor, floor_l, floor_w), dtype=dtype,
     )

@@ -1,0 +1,113 @@
+"""Our solvers against the peer libraries, on the peers' own games, in one run.
+
+    python benchmarks/compare_peers.py [--peers-python ../peers-venv/bin/python] [--budget 1]
+
+Install the peers first with ``bash benchmarks/install_peers.sh``.  For every shared
+(game, solver) pair it prints the per-iteration time of the solver step and of one
+exploitability evaluation, ours and the peer's, and their ratio (peer / ours).
+
+How we time ours: a jitted ``lax.scan`` of n solver steps (the way the driver runs them),
+after one warm-up call that compiles it; step = wall time / n.  Exploitability = (the same
+chunk with per-step diagnostics - without) / n, i.e. its marginal cost inside a run.
+The peers are timed per Python call (their natural unit).  All on the CPU; ours in
+float32 (JAX's default; MFGLib's torch default is float32 too, OpenSpiel uses Python floats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+from mfg import games
+from solvers import FictitiousPlay, MirrorDescent, run
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLVERS = {"fictitious_play": FictitiousPlay, "mirror_descent": MirrorDescent}
+
+
+def our_game(record):
+    params = dict(record["params"])
+    if record["peer"] == "mfglib" and "T" in params:
+        params["horizon"] = params.pop("T") + 1
+    return games.make(record["game"], **params)
+
+
+def time_ours(game, solver, budget: float) -> tuple[float, float, int]:
+    """(step_ms, exploitability_ms, n) measured as described in the module docstring."""
+    def chunk_seconds(n, diagnose):
+        run(solver, game, n, chunk_size=n, diagnose=diagnose)          # compile + warm up
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            run(solver, game, n, chunk_size=n, diagnose=diagnose)
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    n = 10
+    while True:  # grow n until a chunk takes a measurable time (or the budget says stop)
+        base = chunk_seconds(n, False)
+        if base > 0.05 or n >= 10_000 or base * 10 > budget:
+            break
+        n *= 10
+    with_diag = chunk_seconds(n, True)
+    return 1e3 * base / n, 1e3 * max(with_diag - base, 0.0) / n, n
+
+
+def peer_records(python: str, budget: float):
+    script = ROOT / "benchmarks" / "peers" / "time_peers.py"
+    proc = subprocess.run([python, str(script), "--budget", str(budget)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"peer timing failed:\n{proc.stderr[-2000:]}")
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers-python", default=str(ROOT.parent / "peers-venv" / "bin" / "python"))
+    parser.add_argument("--budget", type=float, default=1.0, help="seconds per peer measurement")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    if not os.path.exists(args.peers_python):
+        sys.exit(f"no peer environment at {args.peers_python}: run bash benchmarks/install_peers.sh")
+
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs; "
+          f"peers timed with {args.peers_python}", flush=True)
+    rows = []
+    header = (f"{'peer':9s} {'game':22s} {'S':>5s} {'solver':16s} "
+              f"{'peer step':>10s} {'ours step':>10s} {'ratio':>8s}  "
+              f"{'peer expl':>10s} {'ours expl':>10s} {'ratio':>8s}")
+    print(header)
+    print("-" * len(header))
+    for rec in peer_records(args.peers_python, args.budget):
+        if "error" in rec:
+            print(f"{rec['peer']}: {rec['error']}")
+            continue
+        game = our_game(rec)
+        step, expl, n = time_ours(game, SOLVERS[rec["solver"]](), args.budget)
+        row = {**rec, "states": game.num_states, "ours_step_ms": step, "ours_exploit_ms": expl,
+               "ours_n": n, "step_ratio": rec["step_ms"] / step,
+               "exploit_ratio": rec["exploit_ms"] / max(expl, 1e-9)}
+        rows.append(row)
+        print(f"{rec['peer']:9s} {rec['game']:22s} {game.num_states:5d} {rec['solver']:16s} "
+              f"{rec['step_ms']:8.3f}ms {step:8.4f}ms {row['step_ratio']:7.0f}x  "
+              f"{rec['exploit_ms']:8.3f}ms {expl:8.4f}ms {row['exploit_ratio']:7.0f}x", flush=True)
+    big = [r for r in rows if r["states"] >= 100]
+    tiny = [r for r in rows if r["states"] < 100]
+    for label, group, target in [("games with >= 100 states", big, 100), ("tiny games", tiny, 10)]:
+        if group:
+            worst = min(min(r["step_ratio"], r["exploit_ratio"]) for r in group)
+            print(f"{label}: worst ratio {worst:.0f}x (target >= {target}x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
