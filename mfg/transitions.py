@@ -217,8 +217,10 @@ def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
         shifted = _gather_shifted_values(grid_values, transition.offsets, transition.boundary)
         shifted = shifted.reshape(len(transition.offsets), -1)          # [D, S]
         probs, per_state = _shift_probs(transition)
-        return (jnp.einsum("sad,ds->sa", probs, shifted) if per_state
-                else jnp.einsum("ad,ds->sa", probs, shifted))
+        A = probs.shape[-2]
+        return jnp.stack([
+            sum((probs[:, a, d] if per_state else probs[a, d]) * shifted[d] for d in range(shifted.shape[0]))
+            for a in range(A)], axis=-1)
     return jnp.sum(transition.probs * values[transition.next_state], axis=-1)
 
 
