@@ -134,15 +134,17 @@ def mean_field_flow(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
     Returns:
       [T, S, A] state-action flow.
     """
-    steps = jnp.arange(game.horizon, dtype=jnp.int32)
+    steps = jnp.arange(game.horizon - 1, dtype=jnp.int32)
 
     def forward(mu, inputs):
         t, pi_t = inputs
         joint = mu[:, None] * pi_t
         return push_forward(game.transition(t, joint), joint), joint
 
-    _, flow = lax.scan(forward, game.initial_distribution.astype(policy.dtype), (steps, policy), unroll=UNROLL)
-    return flow
+    # T - 1 transitions: the population after the last epoch is never used.
+    mu_last, head = lax.scan(forward, game.initial_distribution.astype(policy.dtype),
+                             (steps, policy[:-1]), unroll=UNROLL)
+    return jnp.concatenate([head, (mu_last[:, None] * policy[-1])[None]])
 
 
 def stationary_mean_field(
@@ -209,7 +211,7 @@ def _backward_q(game: MeanFieldGame, flow: jax.Array, value_of_q, policy=None) -
     """Finite-horizon backward induction Q_t = r_t + gamma E[V_{t+1}(s')], V_T = 0,
 
     with V_t = value_of_q(Q_t, pi_t).  Returns Q [T, S, A]."""
-    steps = jnp.arange(game.horizon, dtype=jnp.int32)
+    steps = jnp.arange(game.horizon - 1, dtype=jnp.int32)
     policy = flow if policy is None else policy
 
     def backward(v_next, inputs):
@@ -219,9 +221,11 @@ def _backward_q(game: MeanFieldGame, flow: jax.Array, value_of_q, policy=None) -
         )
         return value_of_q(q, pi_t), q
 
-    v_last = jnp.zeros(game.num_states, flow.dtype)
-    _, qs = lax.scan(backward, v_last, (steps, flow, policy), reverse=True, unroll=UNROLL)
-    return qs
+    # The last epoch has no future: Q_{T-1} = r_{T-1}.
+    q_last = game.reward(jnp.int32(game.horizon - 1), flow[-1]).astype(flow.dtype)
+    v_last = value_of_q(q_last, policy[-1])
+    _, qs = lax.scan(backward, v_last, (steps, flow[:-1], policy[:-1]), reverse=True, unroll=UNROLL)
+    return jnp.concatenate([qs, q_last[None]])
 
 
 def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array, temperature=0.0):
@@ -352,17 +356,21 @@ def _returns_finite(game: MeanFieldGame, flow: jax.Array, policy: jax.Array, tem
     The pass carries both value vectors [2, S] (V*, V^pi), so rewards and kernels are
     evaluated once per epoch.
     """
-    steps = jnp.arange(game.horizon, dtype=jnp.int32)
+    steps = jnp.arange(game.horizon - 1, dtype=jnp.int32)
+
+    def values_of(q, pi_t):                      # q: [2, S, A] for (BR, pi)
+        return jnp.stack([soft_value(q[0], temperature, reg), policy_value(q[1], pi_t, temperature, reg)])
 
     def backward(values, inputs):
         t, joint, pi_t = inputs
         transition = game.transition(t, joint)
         q = game.reward(t, joint).astype(flow.dtype) + game.discount * jax.vmap(
             lambda v: expected_next(transition, v))(values)
-        return jnp.stack([soft_value(q[0], temperature, reg), policy_value(q[1], pi_t, temperature, reg)]), None
+        return values_of(q, pi_t), None
 
-    values0 = jnp.zeros((2, game.num_states), flow.dtype)
-    values, _ = lax.scan(backward, values0, (steps, flow, policy), reverse=True, unroll=UNROLL)
+    q_last = game.reward(jnp.int32(game.horizon - 1), flow[-1]).astype(flow.dtype)
+    values_last = values_of(jnp.stack([q_last, q_last]), policy[-1])
+    values, _ = lax.scan(backward, values_last, (steps, flow[:-1], policy[:-1]), reverse=True, unroll=UNROLL)
     mu0 = game.initial_distribution.astype(flow.dtype)
     return jnp.dot(mu0, values[0]), jnp.dot(mu0, values[1])
 
