@@ -11,6 +11,7 @@ from mfg.transitions import ShiftTransition, SparseTransition, DenseTransition
 from solvers import MirrorDescent, random_policy, run
 
 GRID_GAMES = {
+    "linear_quadratic_openspiel": dict(size=9, horizon=4),
     "crowd_modelling": dict(size=9, horizon=4),
     "crowd_modelling_2d": dict(size=5, horizon=3),
     "beach_bar": dict(n=11, horizon=4),
@@ -66,6 +67,7 @@ def test_kernel_forms_are_what_they_say():
     ("crowd_modelling", {}, 10, 3, 10),
     ("crowd_modelling_2d", {}, 100, 5, 10),
     ("garnet", dict(num_states=50, num_actions=4), 50, 4, None),
+    ("linear_quadratic_openspiel", {}, 10, 7, 10),
 ])
 def test_catalogue_sizes_match_the_peers_defaults(name, params, S, A, T):
     game = games.make(name, **params)
@@ -81,3 +83,23 @@ def test_structured_games_scale_to_a_million_states():
 def test_unknown_game_lists_the_known_ones():
     with pytest.raises(KeyError, match="unknown game 'crowd'.*crowd_modelling"):
         games.make("crowd")
+
+
+def test_linear_quadratic_reverting_path_equals_the_fixed_kernel_without_reversion():
+    """The mean-reverting (mean-field-dependent) kernel with negligible reversion gives the
+    same game as the fixed displacement kernel."""
+    fixed = games.linear_quadratic_openspiel(size=9, horizon=5)
+    reverting = games.linear_quadratic_openspiel(size=9, horizon=5, mean_revert=1e-300)
+    policy = random_policy(fixed, jax.random.key(3))
+    np.testing.assert_allclose(exploitability(fixed, policy, 0.1).regularized,
+                               exploitability(reverting, policy, 0.1).regularized, rtol=1e-12)
+
+
+def test_walls_keep_the_population_out():
+    walls = [(2, y) for y in range(5)]
+    game = games.crowd_modelling_2d(size=5, horizon=6, forbidden_states=walls,
+                                    initial_distribution=[((0, 0), 1.0)])
+    flow = mean_field_flow(game, random_policy(game, jax.random.key(0)))
+    mu = np.asarray(flow.sum(-1)).reshape(6, 5, 5)
+    assert mu[:, 2, :].max() == 0.0
+    np.testing.assert_allclose(mu.sum(axis=(1, 2)), 1.0, atol=1e-12)

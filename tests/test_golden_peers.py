@@ -104,3 +104,26 @@ def test_golden_file_covers_at_least_six_games_for_both_fp_and_omd():
     assert len(covered["fictitious_play"]) >= 6
     assert len(covered["mirror_descent"]) >= 6
     assert len(covered["fictitious_play"] & covered["mirror_descent"]) >= 6
+
+
+OPENSPIEL_2D = json.loads((Path(__file__).parent / "data" / "golden_openspiel.json").read_text())
+
+
+@pytest.mark.parametrize("record", OPENSPIEL_2D["records"], ids=lambda r: r["setting"])
+def test_crowd_modelling_2d_with_walls_reproduces_openspiel(record):
+    """OpenSpiel's 10x10, four-rooms and maze settings: the uniform policy over legal
+    actions has the same exploitability (nash_conv) here as in OpenSpiel 2.0.2."""
+    from mfg import exploitability
+    from mfg.games.crowd import legal_action_mask
+
+    game = games.crowd_modelling_2d(
+        size=record["size"], horizon=record["horizon"],
+        only_distribution_reward=record["only_distribution_reward"],
+        forbidden_states=[tuple(xy) for xy in record["forbidden_states"]],
+        initial_distribution=[(tuple(xy), v) for xy, v in record["initial_distribution"]])
+    mask = legal_action_mask(game)
+    count = mask.sum(-1, keepdims=True)
+    uniform_legal = jnp.where(count > 0, mask / jnp.maximum(count, 1), 1.0 / game.num_actions)
+    policy = jnp.broadcast_to(uniform_legal, game.policy_shape)
+    value = float(exploitability(game, policy).unregularized)
+    np.testing.assert_allclose(value, record["uniform_legal_policy_nash_conv"], rtol=1e-12)

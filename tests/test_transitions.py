@@ -82,3 +82,33 @@ def test_push_forward_is_linear_under_jit_and_vmap():
     joints = jnp.asarray(np.random.default_rng(1).random((6, 40, 4)))
     batched = jax.jit(jax.vmap(lambda j: push_forward(tr, j)))(joints)
     np.testing.assert_allclose(batched.sum(0), push_forward(tr, joints.sum(0)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("grid,boundary", [
+    ((7,), "torus"), ((7,), "clamp"), ((5, 6), "torus"), ((5, 6), "clamp"),
+    ((2, 1), "clamp"), ((2, 3), "torus"),  # displacements wider than the grid
+])
+@pytest.mark.parametrize("per_state", [False, True])
+def test_shift_kernel_equals_its_successor_table(grid, boundary, per_state):
+    """A grid-shift kernel moves mass and reads values exactly like the K-successor table
+    it stands for (torus: wrap around; clamp: clip each coordinate to the grid)."""
+    from mfg.transitions import ShiftTransition, to_sparse
+
+    rng = np.random.default_rng(len(grid) * 10 + per_state)
+    offsets = tuple(tuple(int(x) for x in row) for row in rng.integers(-4, 5, size=(4, len(grid))))
+    S, A = int(np.prod(grid)), 3
+    probs = rng.random((S, A, 4) if per_state else (A, 4))
+    probs /= probs.sum(-1, keepdims=True)
+    shift = ShiftTransition(jnp.asarray(probs), offsets, grid, boundary)
+    table = to_sparse(shift)
+    joint, values = jnp.asarray(rng.random((S, A))), jnp.asarray(rng.normal(size=S))
+    np.testing.assert_allclose(push_forward(shift, joint), push_forward(table, joint), atol=1e-14)
+    np.testing.assert_allclose(expected_next(shift, values), expected_next(table, values), atol=1e-14)
+
+
+def test_clamped_shift_piles_mass_on_the_edge():
+    from mfg.transitions import ShiftTransition
+
+    shift = ShiftTransition(jnp.ones((1, 1)), ((2,),), (4,), "clamp")   # always move +2
+    mass = push_forward(shift, jnp.array([[0.1], [0.2], [0.3], [0.4]]))
+    np.testing.assert_allclose(mass, [0.0, 0.0, 0.1, 0.9], atol=1e-15)

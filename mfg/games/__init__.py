@@ -10,6 +10,7 @@ from typing import Callable
 from mfg.game import MeanFieldGame
 from mfg.games.crowd import crowd_modelling, crowd_modelling_2d
 from mfg.games.garnet import garnet
+from mfg.games.linear_quadratic import linear_quadratic_openspiel
 from mfg.games.mfglib_games import (
     beach_bar,
     building_evacuation,
@@ -34,6 +35,7 @@ GAMES: dict[str, Callable[..., MeanFieldGame]] = {
     "random_linear": random_linear,
     "crowd_modelling": crowd_modelling,
     "crowd_modelling_2d": crowd_modelling_2d,
+    "linear_quadratic_openspiel": linear_quadratic_openspiel,
     "garnet": garnet,
 }
 

@@ -68,7 +68,8 @@ def fixed_kernel(kind: str, next_state: np.ndarray, probs: np.ndarray):
 
 
 def grid_kernel(kind: str, probs: np.ndarray, offsets, grid, boundary: str):
-    """(params, transition_fn) for displacements ``offsets`` w.p. probs [A, D] on ``grid``."""
+    """(params, transition_fn) for displacements ``offsets`` w.p. probs [A, D] (or
+    [S, A, D], cell-dependent) on ``grid``."""
     if kind not in KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(map(repr, KERNELS))}, got {kind!r}.")
     offsets = tuple(tuple(int(v) for v in off) for off in offsets)
@@ -76,7 +77,7 @@ def grid_kernel(kind: str, probs: np.ndarray, offsets, grid, boundary: str):
     if kind == "shift":
         return {"shift_probs": np.asarray(probs, np.float64)}, StaticShift(offsets, grid, boundary)
     succ = shift_successors(offsets, grid, boundary)                  # [S, D]
-    S, (A, D) = succ.shape[0], probs.shape
+    S, (A, D) = succ.shape[0], probs.shape[-2:]
     return fixed_kernel(kind, np.broadcast_to(succ[:, None, :], (S, A, D)),
                         np.broadcast_to(probs, (S, A, D)))
 

@@ -10,19 +10,19 @@ charges the move of epoch t at epoch t+1 (the last move is never charged) and ca
 values under an observation that omits that action; with ``move_penalty=0`` both agree
 to 1e-14 (the peer golden values in tests/ use that setting).
 
-``crowd_modelling_2d`` is the same game on an n x n torus with 5 actions
-(stay, right, left, up, down) and noise in the same 5 moves; maze walls are not modelled.
+``crowd_modelling_2d`` is OpenSpiel's 2D version on an n x n torus, walls included.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mfg.game import MeanFieldGame, make_game
 from mfg.games._common import combine_moves, grid_kernel
 
-__all__ = ["crowd_modelling", "crowd_modelling_2d"]
+__all__ = ["crowd_modelling", "crowd_modelling_2d", "legal_action_mask"]
 
 OPENSPIEL_EPSILON = 1e-25
 
@@ -51,27 +51,87 @@ def crowd_modelling(
     )
 
 
+# OpenSpiel's 2D action order: (dx, dy) for actions 0..4; action 2 is "stay".
+MOVES_2D = ((0, -1), (-1, 0), (0, 0), (1, 0), (0, 1))
+NEUTRAL_2D = 2
+
+
 def crowd_modelling_2d(
-    size: int = 10, horizon: int = 10, move_penalty: float = 1.0, mu0=None,
+    size: int = 10, horizon: int = 10, move_penalty: float = 1.0,
+    only_distribution_reward: bool = False, forbidden_states=(), positional_reward=None,
+    crowd_aversion_coef: float = 1.0, noise_intensity: float = 1.0, initial_distribution=None,
     kernel: str = "shift", dtype=None,
 ) -> MeanFieldGame:
-    """2D crowd modelling on a size x size torus, S = size^2, A = 5, K = 5 noise moves.
+    """2D crowd modelling (OpenSpiel ``mfg_crowd_modelling_2d``) on a size x size torus.
 
-    Reward 1 - (|x - n//2| + |y - n//2|) / (2 (n//2)) - log(mu(x, y)) - penalty |a|_1 / n.
+    Cell (x, y) has index x * size + y.  Actions move by (0,-1), (-1,0), (0,0), (1,0), (0,1);
+    a move into a forbidden cell (a wall) leaves the agent in place.  Then a noise move:
+    each move that is legal from the new cell w.p. noise / n_legal, plus 1 - noise on
+    staying.  Reward at each decision epoch:
+
+        -coef log(mu(x, y) + 1e-25) + [unless only_distribution_reward]
+        ( 2 - sum_i 2 v_i / size (|x - px_i| + |y - py_i|) - move_penalty |move|_1 / size )
+
+    with positional targets ((px, py), v) (default the centre with v = 1).  OpenSpiel's
+    maze and four-rooms settings use ``only_distribution_reward=True`` and
+    ``forbidden_states``; its move penalty is charged one epoch late (see crowd_modelling).
+    Actions into walls are unavailable in OpenSpiel; here they equal "stay"
+    (``legal_action_mask`` gives OpenSpiel's action sets).
     """
-    half = size // 2
-    i, j = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-    i, j = i.ravel(), j.ravel()
-    moves = np.array([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)])
-    closeness = 1.0 - (np.abs(i - half) + np.abs(j - half)) / (2 * half)
-    base = closeness[:, None] - move_penalty * np.abs(moves).sum(1)[None, :] / size
-    offsets, probs = combine_moves(moves, moves, [0.2] * 5)
-    kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (size, size), "torus")
-    params = {"base": base, "log_eps": OPENSPIEL_EPSILON, **kernel_params}
+    forbidden = {tuple(int(v) for v in xy) for xy in forbidden_states}
+    x, y = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    x, y = x.ravel(), y.ravel()
     S = size * size
+    targets = positional_reward or [((size // 2, size // 2), 1.0)]
+    positional = np.full(S, 2.0)
+    for (px, py), value in targets:
+        positional -= 2.0 * value / size * (np.abs(x - px) + np.abs(y - py))
+    moves = np.array(MOVES_2D)
+    blocked = np.array([[((xi + dx) % size, (yi + dy) % size) in forbidden for dx, dy in MOVES_2D]
+                        for xi, yi in zip(x, y)])                                   # [S, A]
+    effective = np.where(blocked[..., None], 0, moves[None])                        # [S, A, 2]
+    base = np.zeros((S, 5))
+    if not only_distribution_reward:
+        base = positional[:, None] - move_penalty * np.abs(effective).sum(-1) / size
+    # noise from the cell reached after the move: legal moves uniformly w.p. noise
+    legal_after = ~blocked                                                          # [S, A]
+    offsets = sorted({(a[0] + e[0], a[1] + e[1]) for a in MOVES_2D for e in MOVES_2D})
+    index = {off: d for d, off in enumerate(offsets)}
+    probs = np.zeros((S, 5, len(offsets)))
+    cell = {(xi, yi): i for i, (xi, yi) in enumerate(zip(x, y))}
+    for s in range(S):
+        for a in range(5):
+            dx, dy = effective[s, a]
+            s1 = cell[((x[s] + dx) % size, (y[s] + dy) % size)]
+            legal = legal_after[s1]
+            if not legal[NEUTRAL_2D]:   # s1 is a wall cell (no mass ever gets there): absorb
+                probs[s, a, index[(dx, dy)]] = 1.0
+                continue
+            p = noise_intensity / legal.sum()
+            for e, (ex, ey) in enumerate(MOVES_2D):
+                if legal[e]:
+                    w = p + (1.0 - noise_intensity if e == NEUTRAL_2D else 0.0)
+                    probs[s, a, index[(dx + ex, dy + ey)]] += w
+    kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (size, size), "torus")
+    params = {"base": base, "log_eps": OPENSPIEL_EPSILON, "coef": crowd_aversion_coef,
+              "legal": (~blocked).astype(np.float64), **kernel_params}
+    if initial_distribution is None:
+        mu0 = np.full(S, 1.0 / S)
+    else:
+        mu0 = np.zeros(S)
+        for (xi, yi), value in initial_distribution:
+            mu0[xi * size + yi] += value
     return make_game(
         name="crowd_modelling_2d", num_states=S, num_actions=5, horizon=horizon,
-        reward_fn=_crowd_reward, transition_fn=transition_fn, params=params,
-        initial_distribution=np.full(S, 1.0 / S) if mu0 is None else mu0,
-        mean_field="state", state_shape=(size, size), dtype=dtype,
+        reward_fn=_crowd_2d_reward, transition_fn=transition_fn, params=params,
+        initial_distribution=mu0, mean_field="state", state_shape=(size, size), dtype=dtype,
     )
+
+
+def _crowd_2d_reward(params, t, mu):
+    return params["base"] - params["coef"] * jnp.log(mu + params["log_eps"])[:, None]
+
+
+def legal_action_mask(game: MeanFieldGame) -> jax.Array:
+    """[S, A] 1.0 where OpenSpiel allows the action (no move into a wall), for 2D crowds."""
+    return game.params["legal"]
