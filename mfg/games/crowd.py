@@ -86,32 +86,35 @@ def crowd_modelling_2d(
     positional = np.full(S, 2.0)
     for (px, py), value in targets:
         positional -= 2.0 * value / size * (np.abs(x - px) + np.abs(y - py))
-    moves = np.array(MOVES_2D)
-    blocked = np.array([[((xi + dx) % size, (yi + dy) % size) in forbidden for dx, dy in MOVES_2D]
-                        for xi, yi in zip(x, y)])                                   # [S, A]
-    effective = np.where(blocked[..., None], 0, moves[None])                        # [S, A, 2]
+    moves = np.array(MOVES_2D)                                                       # [A, 2]
+    wall = np.zeros(S, bool)
+    for xi, yi in forbidden:
+        wall[xi * size + yi] = True
+    # cell reached by each move from each cell (on the torus), and whether it is a wall
+    tx = (x[:, None] + moves[None, :, 0]) % size
+    ty = (y[:, None] + moves[None, :, 1]) % size
+    blocked = wall[tx * size + ty]                                                   # [S, A]
+    taken = np.where(blocked, NEUTRAL_2D, np.arange(5)[None, :])                     # move made
+    effective = moves[taken]                                                         # [S, A, 2]
     base = np.zeros((S, 5))
     if not only_distribution_reward:
         base = positional[:, None] - move_penalty * np.abs(effective).sum(-1) / size
-    # noise from the cell reached after the move: legal moves uniformly w.p. noise
-    legal_after = ~blocked                                                          # [S, A]
+    # noise from the cell reached after the move: each legal move w.p. noise / n_legal,
+    # plus 1 - noise on staying; a wall cell (never reached by any mass) absorbs.
+    landed = ((x[:, None] + effective[..., 0]) % size) * size + (y[:, None] + effective[..., 1]) % size
+    legal = ~blocked[landed]                                                         # [S, A, E]
+    share = noise_intensity / np.maximum(legal.sum(-1, keepdims=True), 1)
+    weights = np.where(legal, share, 0.0)
+    weights[..., NEUTRAL_2D] += 1.0 - noise_intensity
+    absorbed = ~legal[..., NEUTRAL_2D]
+    weights[absorbed] = np.eye(5)[NEUTRAL_2D]
     offsets = sorted({(a[0] + e[0], a[1] + e[1]) for a in MOVES_2D for e in MOVES_2D})
     index = {off: d for d, off in enumerate(offsets)}
+    offset_of = np.array([[index[(a[0] + e[0], a[1] + e[1])] for e in MOVES_2D] for a in MOVES_2D])
     probs = np.zeros((S, 5, len(offsets)))
-    cell = {(xi, yi): i for i, (xi, yi) in enumerate(zip(x, y))}
-    for s in range(S):
-        for a in range(5):
-            dx, dy = effective[s, a]
-            s1 = cell[((x[s] + dx) % size, (y[s] + dy) % size)]
-            legal = legal_after[s1]
-            if not legal[NEUTRAL_2D]:   # s1 is a wall cell (no mass ever gets there): absorb
-                probs[s, a, index[(dx, dy)]] = 1.0
-                continue
-            p = noise_intensity / legal.sum()
-            for e, (ex, ey) in enumerate(MOVES_2D):
-                if legal[e]:
-                    w = p + (1.0 - noise_intensity if e == NEUTRAL_2D else 0.0)
-                    probs[s, a, index[(dx + ex, dy + ey)]] += w
+    np.put_along_axis(probs, offset_of[taken], weights, axis=2)   # move + noise -> offset
+    if not forbidden:  # no walls: every cell moves alike, so store probs once ([A, D])
+        probs = probs[0]
     kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (size, size), "torus")
     params = {"base": base, "log_eps": OPENSPIEL_EPSILON, "coef": crowd_aversion_coef,
               "legal": (~blocked).astype(np.float64), **kernel_params}
