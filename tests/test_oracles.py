@@ -139,3 +139,15 @@ def test_uniform_policy_exploitability_matches_openspiel_crowd_modelling():
         game = games.crowd_modelling(size=size, horizon=10, move_penalty=0.0)
         value = float(exploitability(game, uniform_policy(game)).unregularized)
         np.testing.assert_allclose(value, expected, rtol=1e-11 if size == 10 else 1e-9)
+
+
+@pytest.mark.parametrize("game", [games.beach_bar(n=15, horizon=5), games.garnet(num_states=20, seed=5)],
+                         ids=["finite", "stationary"])
+def test_mean_field_residual_is_zero_exactly_for_the_induced_mean_field(game):
+    from mfg.oracles import induced_mean_field, mean_field_residual
+
+    policy = random_policy(game, jax.random.key(4))
+    joint = induced_mean_field(game, policy)
+    assert float(mean_field_residual(game, policy, joint)) < 1e-10
+    other = induced_mean_field(game, random_policy(game, jax.random.key(5)))
+    assert float(mean_field_residual(game, policy, other)) > 1e-3
