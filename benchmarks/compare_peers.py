@@ -22,13 +22,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from mfg import exploitability, games
+from timing import best_of
 from solvers import FictitiousPlay, MirrorDescent, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,16 +40,6 @@ def our_game(record):
     if record["peer"] == "mfglib" and "T" in params:
         params["horizon"] = params.pop("T") + 1
     return games.make(record["game"], **params)
-
-
-def _best_of(fn, repeats=3):
-    jax.block_until_ready(fn())                                         # compile + warm up
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 @functools.partial(jax.jit, static_argnames="n")
@@ -64,12 +54,12 @@ def time_ours(game, solver, budget: float) -> tuple[float, float, int]:
     """(step_ms, exploitability_ms, n) measured as described in the module docstring."""
     n = 10
     while True:  # grow n until a call takes a measurable time (or the budget says stop)
-        step = _best_of(lambda: run(solver, game, n, chunk_size=n, diagnose=False).state.policy)
+        step = best_of(lambda: run(solver, game, n, chunk_size=n, diagnose=False).state.policy)
         if step > 0.05 or n >= 10_000 or step * 10 > budget:
             break
         n *= 10
     policy = run(solver, game, 1, diagnose=False).state.policy
-    expl = _best_of(lambda: _repeated_exploitability(game, policy, n))
+    expl = best_of(lambda: _repeated_exploitability(game, policy, n))
     return 1e3 * step / n, 1e3 * expl / n, n
 
 

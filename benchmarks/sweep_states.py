@@ -21,7 +21,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 
 
 def measure(game_name: str, states: int, kernel: str, horizon: int) -> dict:
@@ -30,6 +29,7 @@ def measure(game_name: str, states: int, kernel: str, horizon: int) -> dict:
     from mfg import games, uniform_policy
     from mfg.oracles import mean_field_flow, optimal_q_values
     from solvers import MirrorDescent, run
+    from timing import best_of
 
     if game_name == "crowd_modelling":
         game = games.crowd_modelling(size=states, horizon=horizon, kernel=kernel)
@@ -44,19 +44,10 @@ def measure(game_name: str, states: int, kernel: str, horizon: int) -> dict:
     flow_fn = jax.jit(mean_field_flow)
     backup_fn = jax.jit(lambda g, f: optimal_q_values(g, f, 0.0))
 
-    def best_time(fn, repeats=3):
-        jax.block_until_ready(fn())
-        best = float("inf")
-        for _ in range(repeats):
-            t = time.perf_counter()
-            jax.block_until_ready(fn())
-            best = min(best, time.perf_counter() - t)
-        return best
-
     flow = flow_fn(game, policy)
-    push = best_time(lambda: flow_fn(game, policy))
-    backup = best_time(lambda: backup_fn(game, flow))
-    omd = best_time(lambda: run(MirrorDescent(), game, 2, chunk_size=2, diagnose=False).state.policy) / 2
+    push = best_of(lambda: flow_fn(game, policy))
+    backup = best_of(lambda: backup_fn(game, flow))
+    omd = best_of(lambda: run(MirrorDescent(), game, 2, chunk_size=2, diagnose=False).state.policy) / 2
     work = game.num_states * game.num_actions * game.horizon
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"game": game_name, "states": game.num_states, "actions": game.num_actions,
