@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from mfg.game import MeanFieldGame
-from mfg.transitions import DenseTransition, expected_next, push_forward, to_dense
+from mfg.transitions import expected_next, push_forward, to_dense
 
 __all__ = [
     "Exploitability",

@@ -13,7 +13,6 @@ sensitivity; damping d < 1 widens that range.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 
 from mfg.oracles import best_response, induced_mean_field, optimal_q_values
 from solvers.base import SolverState, initial_state, pytree_dataclass

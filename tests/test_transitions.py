@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from mfg.transitions import (
-    DenseTransition,
     SparseTransition,
     expected_next,
     pull_index,

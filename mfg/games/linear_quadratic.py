@@ -25,7 +25,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.game import MeanFieldGame, make_game, state_marginal
+from mfg.game import MeanFieldGame, make_game
 from mfg.games._common import combine_moves, grid_kernel
 from mfg.transitions import SparseTransition
 
