@@ -32,11 +32,22 @@ def _parse_param(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def _solver(name: str, temperature: float):
+def _solver(name: str, temperature: float, game, overrides: dict):
     from solvers import FictitiousPlay, FixedPoint, MirrorDescent, SOLVERS
 
     if name not in SOLVERS:
         raise SystemExit(f"unknown solver {name!r}; choose one of: {', '.join(sorted(SOLVERS))}")
+    if overrides or name in ("nac", "neural_nac"):
+        cls = SOLVERS[name]
+        kwargs = {"temperature": temperature, **overrides}
+        if name in ("nac", "neural_nac") and "learning_rate" not in overrides:
+            # eta h = 0.1 (h = 1/(1-gamma) for stationary games, 1 otherwise), capped by eta lambda h <= 1.
+            h = 1.0 if game.horizon is not None else 1.0 / (1.0 - float(game.discount))
+            kwargs["learning_rate"] = min(0.1, 1.0 / temperature if temperature > 0 else 0.1) / h
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as err:
+            raise SystemExit(f"cannot build solver {name!r} with {kwargs}: {err}")
     if name == "mirror_descent":
         # eta * lambda <= 1 is required; eta = 1 unless lambda > 1.
         return MirrorDescent(learning_rate=min(1.0, 1.0 / temperature) if temperature > 0 else 1.0,
@@ -44,6 +55,16 @@ def _solver(name: str, temperature: float):
     if name == "fixed_point":
         return FixedPoint(temperature=temperature if temperature > 0 else 1.0, damping=0.5)
     return FictitiousPlay(temperature=temperature)
+
+
+def _check_solver_game(name, game, temperature, overrides):
+    """Surface solver/game incompatibilities (e.g. a sampled critic on a finite horizon)
+    as a one-line error before anything is traced."""
+    from solvers import SOLVERS
+
+    if name in SOLVERS and hasattr(SOLVERS[name], "_check"):
+        solver = _solver(name, temperature, game, overrides)
+        solver._check(game)
 
 
 def cmd_list(args) -> int:
@@ -74,7 +95,11 @@ def cmd_run(args) -> int:
         game = games.make(args.game, **params)
     except (KeyError, TypeError, ValueError) as err:
         raise SystemExit(f"cannot build game {args.game!r} with {params}: {err}")
-    solver = _solver(args.solver, args.temperature)
+    try:
+        _check_solver_game(args.solver, game, args.temperature, dict(args.solver_param or []))
+    except (ValueError, NotImplementedError) as err:
+        raise SystemExit(f"solver {args.solver!r} cannot run on game {game.name!r}: {err}")
+    solver = _solver(args.solver, args.temperature, game, dict(args.solver_param or []))
     print(f"{type(solver).__name__} on {game.name} {params}: S={game.num_states}, "
           f"A={game.num_actions}, horizon={game.horizon}, lambda={args.temperature}, "
           f"{args.iterations} iterations on {jax.devices()[0].platform}")
@@ -114,6 +139,8 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=DEFAULTS["temperature"],
                    help="entropy regularization lambda >= 0")
     p.add_argument("--param", type=_parse_param, action="append", help="game parameter KEY=VALUE")
+    p.add_argument("--solver-param", type=_parse_param, action="append",
+                   help="solver hyper-parameter KEY=VALUE (e.g. critic=sampled, num_agents=10000)")
     p.add_argument("--chunk", type=int, default=50, help="iterations per jitted chunk")
     p.add_argument("--stop", type=float, default=None, help="stop once exploitability <= this")
     p.add_argument("--precision", choices=["float32", "float64"], default="float64",

@@ -2,10 +2,10 @@
 
 The model layer of the library: games (``MeanFieldGame``, ``make_game``, the catalogue in
 ``mfg.games``), transition operators (``mfg.transitions``) and exact oracles
-(``mfg.oracles``).  Solvers live in the sibling package ``solvers``.
+(``mfg.oracles``) and feature maps for function approximation (``mfg.features``).  Solvers live in the sibling package ``solvers``.
 """
 
-from mfg import games, oracles, transitions
+from mfg import features, games, oracles, transitions
 from mfg.game import GameValidationError, MeanFieldGame, make_game, uniform_policy
 from mfg.oracles import Exploitability, exploitability, induced_mean_field
 
@@ -19,6 +19,7 @@ __all__ = [
     "Exploitability",
     "exploitability",
     "induced_mean_field",
+    "features",
     "games",
     "oracles",
     "transitions",

@@ -43,6 +43,7 @@ __all__ = [
     "push_forward",
     "expected_next",
     "pull_index",
+    "sample_next",
     "to_dense",
     "to_sparse",
     "shift_successors",
@@ -222,6 +223,41 @@ def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
             sum((probs[:, a, d] if per_state else probs[a, d]) * shifted[d] for d in range(shifted.shape[0]))
             for a in range(A)], axis=-1)
     return jnp.sum(transition.probs * values[transition.next_state], axis=-1)
+
+
+def _inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
+    """Index j with cdf[j-1] <= u < cdf[j] for each row of probs [N, K] and u [N]."""
+    cdf = jnp.cumsum(probs, axis=-1)
+    index = jnp.sum(cdf < uniforms[:, None] * cdf[:, -1:], axis=-1)
+    return jnp.minimum(index, probs.shape[-1] - 1).astype(jnp.int32)
+
+
+def sample_next(transition: Transition, uniforms: jax.Array, states: jax.Array, actions: jax.Array) -> jax.Array:
+    """Draw s' ~ P(. | s, a) for a batch of agents, by inverse CDF (one uniform each).
+
+    Cost per agent is O(K) for sparse and shift kernels (O(S) for dense ones): the
+    successor row is gathered, never the whole kernel.
+
+    Args:
+      transition: the kernel.
+      uniforms: [N] uniforms in [0, 1).
+      states, actions: [N] int32 current states and actions.
+    Returns:
+      [N] int32 next states.
+    """
+    if isinstance(transition, DenseTransition):
+        return _inverse_cdf(transition.probs[states, actions], uniforms)
+    if isinstance(transition, SparseTransition):
+        k = _inverse_cdf(transition.probs[states, actions], uniforms)
+        return transition.next_state[states, actions, k].astype(jnp.int32)
+    probs, per_state = _shift_probs(transition)
+    j = _inverse_cdf(probs[states, actions] if per_state else probs[actions], uniforms)
+    grid = tuple(transition.grid)
+    coords = jnp.stack(jnp.unravel_index(states, grid), axis=-1)          # [N, ndim]
+    moved = coords + jnp.asarray(transition.offsets, jnp.int32)[j]
+    sizes = jnp.asarray(grid, jnp.int32)
+    moved = moved % sizes if transition.boundary == "torus" else jnp.clip(moved, 0, sizes - 1)
+    return jnp.ravel_multi_index(tuple(moved.T), grid, mode="clip").astype(jnp.int32)
 
 
 def pull_index(next_state: np.ndarray, num_states: int) -> np.ndarray:

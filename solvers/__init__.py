@@ -9,11 +9,15 @@ from solvers.driver import RunResult, diagnostics, fit_rate, run
 from solvers.fictitious_play import FictitiousPlay
 from solvers.fixed_point import FixedPoint
 from solvers.mirror_descent import MirrorDescent
+from solvers.nac import NaturalActorCritic
+from solvers.neural_nac import NeuralActorCritic
 
 SOLVERS = {
     "fixed_point": FixedPoint,
     "fictitious_play": FictitiousPlay,
     "mirror_descent": MirrorDescent,
+    "nac": NaturalActorCritic,
+    "neural_nac": NeuralActorCritic,
 }
 
 __all__ = [
@@ -29,4 +33,6 @@ __all__ = [
     "FictitiousPlay",
     "FixedPoint",
     "MirrorDescent",
+    "NaturalActorCritic",
+    "NeuralActorCritic",
 ]

@@ -5,10 +5,17 @@ A solver is a frozen dataclass registered as a pytree: its numeric hyper-paramet
 over them (or ``vmap`` over a grid of them) never recompiles; its structural options
 (tie-breaking rule, backup kind) are *static* fields.  It exposes
 
-    init(game, policy) -> SolverState
+    init(game, policy=None, key=None) -> SolverState   (key: PRNG key of sampling solvers)
     step(game, state)  -> SolverState      (pure; jitted by the driver inside lax.scan)
 
 and ``temperature`` (the regularization lambda its diagnostics report against).
+Optionally a solver also defines
+
+    mean_field_is_induced: bool   True (the default) when ``state.mean_field`` is always
+                                  the mean field its policy induces (exact baselines), so
+                                  diagnostics need not recompute it;
+    step_diagnostics(game, old, new) -> dict of scalars   solver-specific diagnostics
+                                  (critic errors, weight norms), computed on device.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ def pytree_dataclass(cls=None, *, static: tuple[str, ...] = ()):
 
     def wrap(cls):
         cls = dataclasses.dataclass(frozen=True)(cls)
+        cls._static_fields = tuple(static)
         names = [f.name for f in dataclasses.fields(cls)]
         return jax.tree_util.register_dataclass(
             cls,
@@ -61,7 +69,8 @@ class SolverState:
 class Solver(Protocol):
     temperature: Any
 
-    def init(self, game: MeanFieldGame, policy: jax.Array | None = None) -> SolverState: ...
+    def init(self, game: MeanFieldGame, policy: jax.Array | None = None,
+             key: jax.Array | None = None) -> SolverState: ...
 
     def step(self, game: MeanFieldGame, state: SolverState) -> SolverState: ...
 

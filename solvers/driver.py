@@ -15,10 +15,16 @@ Diagnostics per iteration (algorithm.md section 5), after step k -> k+1:
   mean_field_step           ||L_{k+1} - L_k||_1 (summed over epochs)
   policy_kl                 E_{s ~ mu_{k+1}} KL(pi_{k+1}(.|s) || pi_k(.|s)) (mean over epochs)
   entropy                   E_{s ~ mu_{k+1}} H(pi_{k+1}(.|s)) (mean over epochs)
+  mean_field_residual       ||Gamma_2(pi_{k+1}, L_{k+1}) - L_{k+1}||_1 for the carried L
   all_finite                1.0 if every array of the new state is finite
 
+plus whatever the solver's ``step_diagnostics`` adds (e.g. NAC's critic errors).
+Exploitability is always measured against the mean field the policy induces; solvers
+whose carried mean field is something else (NAC's smoothed L) declare
+``mean_field_is_induced = False`` and the driver recomputes it.
+
 Seeds (or any batch of initial states) run together under ``vmap``: pass a batch of
-initial policies.
+initial policies, or a batch of PRNG keys (sampling solvers).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import numpy as np
 from jax import lax
 
 from mfg.game import MeanFieldGame, state_marginal
-from mfg.oracles import exploitability
+from mfg.oracles import exploitability, mean_field_residual
 from solvers.base import SolverState
 
 __all__ = ["RunResult", "diagnostics", "run", "TRACE_COUNTS", "fit_rate"]
@@ -51,7 +57,8 @@ def _expected_over_states(mean_field: jax.Array, per_state: jax.Array) -> jax.Ar
 
 def diagnostics(game: MeanFieldGame, solver, old: SolverState, new: SolverState) -> dict:
     """Scalar diagnostics of one step (see the module docstring)."""
-    expl = exploitability(game, new.policy, solver.temperature, joint=new.mean_field)
+    induced = new.mean_field if getattr(solver, "mean_field_is_induced", True) else None
+    expl = exploitability(game, new.policy, solver.temperature, joint=induced)
     tiny = jnp.finfo(new.policy.dtype).tiny
     log_new = jnp.log(jnp.maximum(new.policy, tiny))
     log_old = jnp.log(jnp.maximum(old.policy, tiny))
@@ -59,21 +66,26 @@ def diagnostics(game: MeanFieldGame, solver, old: SolverState, new: SolverState)
     entropy = -jnp.sum(jax.scipy.special.xlogy(new.policy, new.policy), axis=-1)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(new)
                                 if jnp.issubdtype(x.dtype, jnp.floating)]))
-    return {
+    metrics = {
         "exploitability": expl.regularized,
         "exploitability_unreg": expl.unregularized,
         "policy_return": expl.policy_return,
         "mean_field_step": jnp.abs(new.mean_field - old.mean_field).sum(),
         "policy_kl": _expected_over_states(new.mean_field, kl),
         "entropy": _expected_over_states(new.mean_field, entropy),
+        "mean_field_residual": mean_field_residual(game, new.policy, new.mean_field),
         "all_finite": finite.astype(new.policy.dtype),
     }
+    if hasattr(solver, "step_diagnostics"):
+        metrics.update(solver.step_diagnostics(game, old, new))
+    return metrics
 
 
-def _chunk(solver, game, state, num_active, *, length: int, diagnose: bool, batched: bool):
+def _chunk(solver, game, state, num_active, *, length: int, diagnose: bool, batched: bool,
+           solver_axes=None):
     TRACE_COUNTS["chunk"] += 1
 
-    def one(state, num_active):
+    def one(solver, state, num_active):
         def body(state, i):
             new = solver.step(game, state)
             metrics = diagnostics(game, solver, state, new) if diagnose else {}
@@ -84,11 +96,28 @@ def _chunk(solver, game, state, num_active, *, length: int, diagnose: bool, batc
         return lax.scan(body, state, jnp.arange(length))
 
     if batched:
-        return jax.vmap(one, in_axes=(0, None))(state, num_active)
-    return one(state, num_active)
+        return jax.vmap(one, in_axes=(solver_axes, 0, None))(solver, state, num_active)
+    return one(solver, state, num_active)
 
 
-_chunk_jit = jax.jit(_chunk, static_argnames=("length", "diagnose", "batched"))
+_chunk_jit = jax.jit(_chunk, static_argnames=("length", "diagnose", "batched", "solver_axes"))
+
+
+def _sweep_axes(solver, names) -> tuple[object, int]:
+    """(vmap in_axes, grid length) for a solver whose fields ``names`` carry a leading
+    grid axis.  The in_axes is the solver itself with None leaves and 0 on the swept
+    fields: hashable, so it is a static argument of the jitted chunk."""
+    static = getattr(type(solver), "_static_fields", ())
+    data = [f.name for f in dataclasses.fields(solver) if f.name not in static]
+    unknown = sorted(set(names) - set(data))
+    if unknown:
+        raise ValueError(f"cannot sweep {unknown}: {type(solver).__name__}'s traced hyper-parameters are {data}.")
+    shapes = {name: jnp.shape(getattr(solver, name)) for name in names}
+    lengths = {shape[0] if len(shape) == 1 else None for shape in shapes.values()}
+    if len(lengths) != 1 or None in lengths:
+        raise ValueError(f"swept fields must be 1-D arrays of one common length, got shapes {shapes}.")
+    axes = jax.tree_util.tree_map(lambda _: None, solver)
+    return dataclasses.replace(axes, **{name: 0 for name in names}), lengths.pop()
 
 
 @dataclasses.dataclass
@@ -114,10 +143,13 @@ def run(
     num_iterations: int,
     *,
     policy: jax.Array | None = None,
+    key: jax.Array | None = None,
     state: SolverState | None = None,
     chunk_size: int = 100,
     diagnose: bool = True,
     stop_exploitability: float | None = None,
+    stop_residual: float | None = None,
+    sweep: tuple[str, ...] = (),
     progress: bool = False,
     on_chunk: Callable[[int, dict], None] | None = None,
 ) -> RunResult:
@@ -126,11 +158,17 @@ def run(
     Args:
       policy: initial policy, ``game.policy_shape`` or [seeds, *policy_shape] to run a
         batch of seeds under vmap.  Defaults to uniform.
-      state: resume from this state instead (overrides ``policy``).
+      key: PRNG key for sampling solvers (default ``jax.random.key(0)``); a batch of keys
+        [seeds] runs one seed per key under vmap (with ``policy`` shared or batched).
+      state: resume from this state instead (overrides ``policy`` and ``key``).
       chunk_size: steps per jitted call; metrics reach the host once per chunk.
       diagnose: compute the per-step diagnostics (exploitability costs about one step).
       stop_exploitability: stop after the first chunk whose last exploitability (max
         over seeds) is at most this; the returned state is that chunk's.
+      stop_residual: the same rule on the mean-field residual (both rules: either fires).
+      sweep: names of the solver's traced hyper-parameters that hold a 1-D grid of
+        values [G] (e.g. ``learning_rate=jnp.array([.05, .1, .2])``): the G runs go
+        together under vmap, one compilation, one PRNG stream each (``key`` is split).
       progress: show a tqdm progress bar with the current exploitability.
       on_chunk: called on the host as on_chunk(iterations_done, chunk_metrics).
     """
@@ -139,12 +177,31 @@ def run(
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
     batched = False
-    if state is None:
-        if policy is not None and jnp.ndim(policy) == len(game.policy_shape) + 1:
+    solver_axes = None
+    if sweep:
+        solver_axes, grid = _sweep_axes(solver, tuple(sweep))
+        if state is None:
+            if policy is not None and jnp.ndim(policy) != len(game.policy_shape):
+                raise ValueError("with sweep, give one initial policy (shared by the grid), not a batch.")
+            keys = jax.random.split(jax.random.key(0) if key is None else key, grid)
+            state = jax.vmap(lambda s, k: s.init(game, policy, k), in_axes=(solver_axes, 0))(solver, keys)
+    if sweep:
+        batched = True
+    elif state is None:
+        key = jax.random.key(0) if key is None else key
+        batched_policy = policy is not None and jnp.ndim(policy) == len(game.policy_shape) + 1
+        batched_key = jnp.ndim(key) == 1
+        if batched_policy or batched_key:
             batched = True
-            state = jax.vmap(lambda p: solver.init(game, p))(jnp.asarray(policy))
+            policy_axis = 0 if batched_policy else None
+            key_axis = 0 if batched_key else None
+            if not batched_key:  # one seed stream per policy
+                key = jax.random.split(key, jnp.shape(policy)[0])
+                key_axis = 0
+            policy_arg = None if policy is None else jnp.asarray(policy)
+            state = jax.vmap(lambda p, k: solver.init(game, p, k), in_axes=(policy_axis, key_axis))(policy_arg, key)
         else:
-            state = solver.init(game, policy)
+            state = solver.init(game, policy, key)
     else:
         batched = state.policy.ndim == len(game.policy_shape) + 1
     length = min(chunk_size, max(num_iterations, 1))
@@ -173,16 +230,18 @@ def run(
                 bar.set_postfix(exploitability=f"{float(np.max(host['exploitability'][..., -1])):.3e}")
         if on_chunk is not None:
             on_chunk(recorded, host)
-        if (stop_exploitability is not None and "exploitability" in host and steps
-                and float(np.max(host["exploitability"][..., -1])) <= stop_exploitability):
-            stopped_state = chunk_state
-            return True
+        for rule, name in ((stop_exploitability, "exploitability"), (stop_residual, "mean_field_residual")):
+            if (rule is not None and name in host and steps
+                    and float(np.max(host[name][..., -1])) <= rule):
+                stopped_state = chunk_state
+                return True
         return False
 
     while done < num_iterations:
         steps = min(length, num_iterations - done)
         state, metrics = _chunk_jit(solver, game, state, jnp.int32(steps),
-                                    length=length, diagnose=diagnose, batched=batched)
+                                    length=length, diagnose=diagnose, batched=batched,
+                                    solver_axes=solver_axes)
         done += steps
         if pending is not None and absorb(pending):
             pending = None

@@ -31,7 +31,7 @@ class FictitiousPlay:
     learning_rate: float = 0.0
     tie_break: str = "uniform"
 
-    def init(self, game, policy=None) -> SolverState:
+    def init(self, game, policy=None, key=None) -> SolverState:
         return initial_state(game, policy)
 
     def step(self, game, state: SolverState) -> SolverState:

@@ -28,7 +28,7 @@ class FixedPoint:
     damping: float = 1.0
     soft_backup: bool = True
 
-    def init(self, game, policy=None) -> SolverState:
+    def init(self, game, policy=None, key=None) -> SolverState:
         return initial_state(game, policy)
 
     def step(self, game, state: SolverState) -> SolverState:

@@ -27,7 +27,7 @@ class MirrorDescent:
     learning_rate: float = 1.0
     temperature: float = 0.0
 
-    def init(self, game, policy=None) -> SolverState:
+    def init(self, game, policy=None, key=None) -> SolverState:
         state = initial_state(game, policy)
         logits = jnp.log(jnp.maximum(state.policy, jnp.finfo(state.policy.dtype).tiny))
         # Start from y = 0 for the uniform policy (exactly MFGLib's initial state).

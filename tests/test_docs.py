@@ -23,3 +23,12 @@ def test_readme_example_runs():
     namespace = {}
     exec(compile(python_blocks(ROOT / "README.md")[0], "README.md", "exec"), namespace)
     assert namespace["result"].iterations == 200
+
+
+def test_nac_page_example_runs():
+    namespace = {}
+    exec(compile(python_blocks(ROOT / "docs" / "nac.md")[0], "nac.md", "exec"), namespace)
+    assert namespace["exact"].metrics["exploitability"][-1] < 1e-6
+    assert namespace["online"].metrics["exploitability"][:, -1].max() < 1e-2
+    rbf = namespace["rbf"].metrics
+    assert rbf["projection_error"][-1] > 0  # 5 RBF centres cannot represent Q exactly

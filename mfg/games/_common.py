@@ -92,3 +92,14 @@ def combine_moves(moves, move_noise, noise_probs):
             table.setdefault(key, np.zeros(len(moves)))[a] += p
     offsets = sorted(table)
     return offsets, np.stack([table[o] for o in offsets], axis=1)
+
+
+DEFAULT_STATIONARY_DISCOUNT = 0.9
+
+
+def stationary_discount(horizon: int | None, discount: float | None) -> float | None:
+    """The discount to build a game with: ``discount`` if given; 0.9 for a stationary
+    game (``horizon=None``) without one; None (undiscounted) for a finite horizon."""
+    if discount is not None:
+        return discount
+    return DEFAULT_STATIONARY_DISCOUNT if horizon is None else None

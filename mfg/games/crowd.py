@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfg.game import MeanFieldGame, make_game
-from mfg.games._common import combine_moves, grid_kernel
+from mfg.games._common import combine_moves, grid_kernel, stationary_discount
 
 __all__ = ["crowd_modelling", "crowd_modelling_2d", "legal_action_mask"]
 
@@ -32,10 +32,13 @@ def _crowd_reward(params, t, mu):
 
 
 def crowd_modelling(
-    size: int = 10, horizon: int = 10, move_penalty: float = 1.0, mu0=None,
-    kernel: str = "shift", dtype=None,
+    size: int = 10, horizon: int | None = 10, move_penalty: float = 1.0, mu0=None,
+    kernel: str = "shift", discount: float | None = None, dtype=None,
 ) -> MeanFieldGame:
-    """1D crowd modelling (OpenSpiel ``mfg_crowd_modelling``), S = size, A = 3."""
+    """1D crowd modelling (OpenSpiel ``mfg_crowd_modelling``), S = size, A = 3.
+
+    ``horizon=None`` gives the stationary discounted game (discount 0.9 by default).
+    """
     x = np.arange(size)
     half = size // 2
     moves = np.array([-1, 0, 1])
@@ -45,6 +48,7 @@ def crowd_modelling(
     params = {"base": base, "log_eps": OPENSPIEL_EPSILON, **kernel_params}
     return make_game(
         name="crowd_modelling", num_states=size, num_actions=3, horizon=horizon,
+        discount=stationary_discount(horizon, discount),
         reward_fn=_crowd_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(size, 1.0 / size) if mu0 is None else mu0,
         mean_field="state", dtype=dtype,
@@ -57,10 +61,10 @@ NEUTRAL_2D = 2
 
 
 def crowd_modelling_2d(
-    size: int = 10, horizon: int = 10, move_penalty: float = 1.0,
+    size: int = 10, horizon: int | None = 10, move_penalty: float = 1.0,
     only_distribution_reward: bool = False, forbidden_states=(), positional_reward=None,
     crowd_aversion_coef: float = 1.0, noise_intensity: float = 1.0, initial_distribution=None,
-    kernel: str = "shift", dtype=None,
+    kernel: str = "shift", discount: float | None = None, dtype=None,
 ) -> MeanFieldGame:
     """2D crowd modelling (OpenSpiel ``mfg_crowd_modelling_2d``) on a size x size torus.
 
@@ -72,7 +76,8 @@ def crowd_modelling_2d(
         -coef log(mu(x, y) + 1e-25) + [unless only_distribution_reward]
         ( 2 - sum_i 2 v_i / size (|x - px_i| + |y - py_i|) - move_penalty |move|_1 / size )
 
-    with positional targets ((px, py), v) (default the centre with v = 1).  OpenSpiel's
+    with positional targets ((px, py), v) (default the centre with v = 1).  ``horizon=None``
+    gives the stationary discounted game (discount 0.9 by default).  OpenSpiel's
     maze and four-rooms settings use ``only_distribution_reward=True`` and
     ``forbidden_states``; its move penalty is charged one epoch late (see crowd_modelling).
     Actions into walls are unavailable in OpenSpiel; here they equal "stay"
@@ -126,6 +131,7 @@ def crowd_modelling_2d(
             mu0[xi * size + yi] += value
     return make_game(
         name="crowd_modelling_2d", num_states=S, num_actions=5, horizon=horizon,
+        discount=stationary_discount(horizon, discount),
         reward_fn=_crowd_2d_reward, transition_fn=transition_fn, params=params,
         initial_distribution=mu0, mean_field="state", state_shape=(size, size), dtype=dtype,
     )

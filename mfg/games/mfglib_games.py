@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfg.game import MeanFieldGame, make_game, state_marginal
-from mfg.games._common import combine_moves, fixed_kernel, grid_kernel, static_dense
+from mfg.games._common import combine_moves, fixed_kernel, grid_kernel, static_dense, stationary_discount
 from mfg.transitions import DenseTransition, SparseTransition
 
 __all__ = [
@@ -102,15 +102,18 @@ def _sis_transition(params, t, joint):
     return DenseTransition(jnp.stack([susceptible, recovering]))
 
 
-def susceptible_infected(horizon: int = 51, mu0=(0.4, 0.6), dtype=None) -> MeanFieldGame:
+def susceptible_infected(horizon: int | None = 51, mu0=(0.4, 0.6), discount: float | None = None,
+                         dtype=None) -> MeanFieldGame:
     """SIS epidemic: susceptible agents go out (a=0) or distance (a=1).
 
     Going out infects with probability 0.9^2 mu(I); infected agents recover w.p. 0.3.
-    Costs: distancing 0.5, being infected 1.  S = A = 2, horizon 51 (MFGLib T = 50).
+    Costs: distancing 0.5, being infected 1.  S = A = 2, horizon 51 (MFGLib T = 50);
+    ``horizon=None`` gives the stationary discounted game (discount 0.9 by default).
     """
     reward = np.array([[0.0, -0.5], [-1.0, -1.5]])
     return make_game(
         name="susceptible_infected", num_states=2, num_actions=2, horizon=horizon,
+        discount=stationary_discount(horizon, discount),
         reward_fn=_sis_reward, transition_fn=_sis_transition,
         params={"reward": reward, "infection": 0.9**2, "recovery": np.array([0.3, 0.7])},
         initial_distribution=mu0, mean_field="state_action", dtype=dtype,
@@ -129,13 +132,14 @@ def _log_crowd_reward(params, t, joint):
 
 def beach_bar(
     horizon: int = 3, n: int = 4, bar_loc: int = 2, log_eps: float = 1e-20,
-    p_still: float = 0.5, mu0=None, kernel: str = "shift", dtype=None,
+    p_still: float = 0.5, mu0=None, kernel: str = "shift", discount: float | None = None, dtype=None,
 ) -> MeanFieldGame:
     """Beach bar (MFGLib's): n cells on a line (clamped ends, as MFGLib implements it).
 
     Actions move -1/0/+1 then noise -1/0/+1 w.p. (1-p)/2, p, (1-p)/2.  Reward
     -d(s, bar) - |move|/n - log(mu(s) + eps) with MFGLib's rolled-index distance.
-    MFGLib defaults: T = 2 (horizon 3), n = 4, bar_loc = 2.
+    MFGLib defaults: T = 2 (horizon 3), n = 4, bar_loc = 2.  ``horizon=None`` gives the
+    stationary discounted game (discount 0.9 by default).
     """
     if not 0 <= bar_loc < n:
         raise ValueError(f"bar_loc must lie in [0, n-1] = [0, {n - 1}], got {bar_loc}.")
@@ -148,6 +152,7 @@ def beach_bar(
     params = {"base": base, "log_eps": log_eps, **kernel_params}
     return make_game(
         name="beach_bar", num_states=n, num_actions=3, horizon=horizon,
+        discount=stationary_discount(horizon, discount),
         reward_fn=_log_crowd_reward, transition_fn=transition_fn, params=params,
         initial_distribution=np.full(n, 1.0 / n) if mu0 is None else mu0,
         mean_field="state_action", dtype=dtype,
