@@ -204,7 +204,7 @@ def make_game(
     discount: float | None = None,
     mean_field: MeanFieldKind = "state",
     state_shape: tuple[int, ...] | None = None,
-    dtype=None,
+    dtype: Any = None,
     validate: bool = True,
 ) -> MeanFieldGame:
     """Build and validate a game.

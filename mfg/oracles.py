@@ -228,7 +228,8 @@ def _backward_q(game: MeanFieldGame, flow: jax.Array, value_of_q, policy=None) -
     return jnp.concatenate([qs, q_last[None]])
 
 
-def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array, temperature=0.0):
+def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array,
+                    temperature: float | jax.Array = 0.0) -> jax.Array:
     """Q^pi_lambda against the frozen mean field ``joint``.
 
     Args:
@@ -323,7 +324,8 @@ def expected_return(game: MeanFieldGame, q: jax.Array, policy: jax.Array, temper
 
 @jax.jit
 def exploitability(
-    game: MeanFieldGame, policy: jax.Array, temperature=0.0, joint: jax.Array | None = None
+    game: MeanFieldGame, policy: jax.Array, temperature: float | jax.Array = 0.0,
+    joint: jax.Array | None = None,
 ) -> Exploitability:
     """Regularized and unregularized exploitability of ``policy``.
 

@@ -241,7 +241,8 @@ def sample_next(transition: Transition, uniforms: jax.Array, states: jax.Array, 
     Args:
       transition: the kernel.
       uniforms: [N] uniforms in [0, 1).
-      states, actions: [N] int32 current states and actions.
+      states: [N] int32 current states.
+      actions: [N] int32 current actions.
     Returns:
       [N] int32 next states.
     """

@@ -5,7 +5,7 @@ diagnostics.  ``SOLVERS`` maps names to solver classes.
 """
 
 from solvers.base import Solver, SolverState, initial_state, random_policy
-from solvers.driver import RunResult, diagnostics, fit_rate, run
+from solvers.driver import RunResult, diagnostics, fit_rate, init_state, run
 from solvers.fictitious_play import FictitiousPlay
 from solvers.fixed_point import FixedPoint
 from solvers.mirror_descent import MirrorDescent
@@ -29,6 +29,7 @@ __all__ = [
     "RunResult",
     "diagnostics",
     "fit_rate",
+    "init_state",
     "run",
     "FictitiousPlay",
     "FixedPoint",

@@ -42,7 +42,7 @@ from mfg.game import MeanFieldGame, state_marginal
 from mfg.oracles import exploitability, mean_field_residual
 from solvers.base import SolverState
 
-__all__ = ["RunResult", "diagnostics", "run", "TRACE_COUNTS", "fit_rate"]
+__all__ = ["RunResult", "diagnostics", "init_state", "run", "TRACE_COUNTS", "fit_rate"]
 
 # Number of times each jitted entry point was traced (a recompilation guard for tests).
 TRACE_COUNTS: dict[str, int] = {"chunk": 0}
@@ -120,6 +120,26 @@ def _sweep_axes(solver, names) -> tuple[object, int]:
     return dataclasses.replace(axes, **{name: 0 for name in names}), lengths.pop()
 
 
+def init_state(solver, game: MeanFieldGame, *, policy=None, key=None, sweep: tuple[str, ...] = ()) -> SolverState:
+    """The initial state ``run`` starts from, batched over seeds or the sweep grid when
+    asked (see ``run`` for ``policy``, ``key`` and ``sweep``)."""
+    key = jax.random.key(0) if key is None else key
+    if sweep:
+        solver_axes, grid = _sweep_axes(solver, tuple(sweep))
+        if policy is not None and jnp.ndim(policy) != len(game.policy_shape):
+            raise ValueError("with sweep, give one initial policy (shared by the grid), not a batch.")
+        keys = jax.random.split(key, grid)
+        return jax.vmap(lambda s, k: s.init(game, policy, k), in_axes=(solver_axes, 0))(solver, keys)
+    batched_policy = policy is not None and jnp.ndim(policy) == len(game.policy_shape) + 1
+    batched_key = jnp.ndim(key) == 1
+    if not (batched_policy or batched_key):
+        return solver.init(game, policy, key)
+    if not batched_key:  # one seed stream per policy
+        key = jax.random.split(key, jnp.shape(policy)[0])
+    policy_arg = None if policy is None else jnp.asarray(policy)
+    return jax.vmap(lambda p, k: solver.init(game, p, k), in_axes=(0 if batched_policy else None, 0))(policy_arg, key)
+
+
 @dataclasses.dataclass
 class RunResult:
     """What ``run`` returns.
@@ -152,6 +172,8 @@ def run(
     sweep: tuple[str, ...] = (),
     progress: bool = False,
     on_chunk: Callable[[int, dict], None] | None = None,
+    on_state: Callable[[int, SolverState], None] | None = None,
+    fixed_chunk_length: bool = False,
 ) -> RunResult:
     """Run ``num_iterations`` steps of ``solver`` on ``game``.
 
@@ -171,40 +193,20 @@ def run(
         together under vmap, one compilation, one PRNG stream each (``key`` is split).
       progress: show a tqdm progress bar with the current exploitability.
       on_chunk: called on the host as on_chunk(iterations_done, chunk_metrics).
+      on_state: called after on_chunk as on_state(iterations_done, state_after_chunk)
+        (for checkpoints; it may fetch the state to the host).
+      fixed_chunk_length: always compile chunks of ``chunk_size`` steps, even for runs
+        shorter than that (a resumed run then reuses the original run's program).
     """
     if num_iterations < 0:
         raise ValueError(f"num_iterations must be >= 0, got {num_iterations}.")
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size}.")
-    batched = False
-    solver_axes = None
-    if sweep:
-        solver_axes, grid = _sweep_axes(solver, tuple(sweep))
-        if state is None:
-            if policy is not None and jnp.ndim(policy) != len(game.policy_shape):
-                raise ValueError("with sweep, give one initial policy (shared by the grid), not a batch.")
-            keys = jax.random.split(jax.random.key(0) if key is None else key, grid)
-            state = jax.vmap(lambda s, k: s.init(game, policy, k), in_axes=(solver_axes, 0))(solver, keys)
-    if sweep:
-        batched = True
-    elif state is None:
-        key = jax.random.key(0) if key is None else key
-        batched_policy = policy is not None and jnp.ndim(policy) == len(game.policy_shape) + 1
-        batched_key = jnp.ndim(key) == 1
-        if batched_policy or batched_key:
-            batched = True
-            policy_axis = 0 if batched_policy else None
-            key_axis = 0 if batched_key else None
-            if not batched_key:  # one seed stream per policy
-                key = jax.random.split(key, jnp.shape(policy)[0])
-                key_axis = 0
-            policy_arg = None if policy is None else jnp.asarray(policy)
-            state = jax.vmap(lambda p, k: solver.init(game, p, k), in_axes=(policy_axis, key_axis))(policy_arg, key)
-        else:
-            state = solver.init(game, policy, key)
-    else:
-        batched = state.policy.ndim == len(game.policy_shape) + 1
-    length = min(chunk_size, max(num_iterations, 1))
+    if state is None:
+        state = init_state(solver, game, policy=policy, key=key, sweep=sweep)
+    solver_axes = _sweep_axes(solver, tuple(sweep))[0] if sweep else None
+    batched = bool(sweep) or state.policy.ndim == len(game.policy_shape) + 1
+    length = chunk_size if fixed_chunk_length else min(chunk_size, max(num_iterations, 1))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -230,6 +232,8 @@ def run(
                 bar.set_postfix(exploitability=f"{float(np.max(host['exploitability'][..., -1])):.3e}")
         if on_chunk is not None:
             on_chunk(recorded, host)
+        if on_state is not None:
+            on_state(recorded, chunk_state)
         for rule, name in ((stop_exploitability, "exploitability"), (stop_residual, "mean_field_residual")):
             if (rule is not None and name in host and steps
                     and float(np.max(host[name][..., -1])) <= rule):

@@ -137,6 +137,7 @@ class NeuralActorCritic:
     mean_field_is_induced = False
 
     def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))  # static: hashable
         if self.critic not in ("exact", "sampled"):
             raise ValueError(f"critic must be 'exact' or 'sampled', got {self.critic!r}.")
         for name in ("num_agents", "td_steps", "critic_steps", "actor_steps"):

@@ -20,6 +20,7 @@ GRID_GAMES = {
 TABLE_GAMES = {
     "garnet": dict(num_states=30, horizon=4),
     "building_evacuation": dict(n_floor=2, floor_l=3, floor_w=4),
+    "predator_prey": dict(size=4, horizon=3, initial_positions=[(0, 0), (3, 0), (1, 2)]),
 }
 
 
@@ -68,6 +69,7 @@ def test_kernel_forms_are_what_they_say():
     ("crowd_modelling_2d", {}, 100, 5, 10),
     ("garnet", dict(num_states=50, num_actions=4), 50, 4, None),
     ("linear_quadratic_openspiel", {}, 10, 7, 10),
+    ("predator_prey", {}, 75, 5, 10),
 ])
 def test_catalogue_sizes_match_the_peers_defaults(name, params, S, A, T):
     game = games.make(name, **params)

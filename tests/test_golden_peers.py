@@ -127,3 +127,24 @@ def test_crowd_modelling_2d_with_walls_reproduces_openspiel(record):
     policy = jnp.broadcast_to(uniform_legal, game.policy_shape)
     value = float(exploitability(game, policy).unregularized)
     np.testing.assert_allclose(value, record["uniform_legal_policy_nash_conv"], rtol=1e-12)
+
+
+PREDATOR_PREY = json.loads((Path(__file__).parent / "data" / "golden_predator_prey.json").read_text())
+
+
+@pytest.mark.parametrize("record", PREDATOR_PREY["records"], ids=lambda r: r["setting"])
+def test_predator_prey_reproduces_openspiel(record):
+    """OpenSpiel's three-population predator-prey: the uniform policy's NashConv, and on
+    the default (square) grid NashConv after 1..10 fictitious-play iterations.  Ours is
+    the populations' average, so it is NashConv / P (docs/peers.md)."""
+    from mfg import exploitability, uniform_policy
+    from solvers import FictitiousPlay, run
+
+    game = games.predator_prey(geometry=record["geometry"])
+    populations = 3
+    uniform = float(exploitability(game, uniform_policy(game)).unregularized)
+    np.testing.assert_allclose(populations * uniform, record["uniform_nash_conv"], rtol=1e-12)
+    if record["geometry"] == "square":
+        result = run(FictitiousPlay(temperature=0.0, tie_break="first"), game, 10)
+        np.testing.assert_allclose(populations * result.metrics["exploitability_unreg"],
+                                   record["fictitious_play_nash_conv"], rtol=1e-10)

@@ -25,7 +25,7 @@ FINITE = {
     "building_evacuation": {"n_floor": 2, "floor_l": 4, "floor_w": 4},
     "conservative_treasure_hunting": {}, "random_linear": {},
     "crowd_modelling": {}, "crowd_modelling_2d": {"size": 6},
-    "garnet": {"num_states": 25, "horizon": 5},
+    "garnet": {"num_states": 25, "horizon": 5}, "predator_prey": {},
 }
 
 

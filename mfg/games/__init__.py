@@ -11,6 +11,7 @@ from mfg.game import MeanFieldGame
 from mfg.games.crowd import crowd_modelling, crowd_modelling_2d
 from mfg.games.garnet import garnet
 from mfg.games.linear_quadratic import linear_quadratic_openspiel
+from mfg.games.predator_prey import predator_prey
 from mfg.games.mfglib_games import (
     beach_bar,
     building_evacuation,
@@ -36,6 +37,7 @@ GAMES: dict[str, Callable[..., MeanFieldGame]] = {
     "crowd_modelling": crowd_modelling,
     "crowd_modelling_2d": crowd_modelling_2d,
     "linear_quadratic_openspiel": linear_quadratic_openspiel,
+    "predator_prey": predator_prey,
     "garnet": garnet,
 }
 

@@ -1,0 +1,205 @@
+"""Experiment configuration: a YAML file validated by a pydantic v2 schema.
+
+Every key is known (unknown keys are errors that name the allowed ones), every value is
+checked (types, ranges, names of games, solvers and their parameters) before anything
+runs.  ``--set path.to.key=value`` overrides are applied to the YAML tree first.
+
+    name: crowd_omd                  # run folder name (default: the file's stem)
+    precision: float64               # float32 | float64
+    game:   {name: crowd_modelling, params: {size: 100, horizon: 10}}
+    solver: {name: mirror_descent, params: {learning_rate: 1.0, temperature: 0.1},
+             features: {kind: one_hot, params: {}}}   # features: NAC only
+    run:    {iterations: 300, chunk_size: 50, seeds: 1, seed: 0,
+             stop_exploitability: null, stop_residual: null}
+    output: {dir: runs, checkpoint_every: 1, keep_checkpoints: 3, plots: true,
+             tensorboard: false}
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = ["ExperimentConfig", "ConfigError", "load_config", "parse_config", "apply_overrides",
+           "GameConfig", "SolverConfig", "RunConfig", "OutputConfig"]
+
+
+class ConfigError(ValueError):
+    """An experiment configuration is invalid; the message names the field and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _parameters_of(fn) -> list[str]:
+    return [p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "dtype")]
+
+
+class GameConfig(_Strict):
+    name: str = Field(description="a game of the catalogue (`mfg list`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the game's builder")
+
+    @model_validator(mode="after")
+    def _known(self):
+        from mfg.games import GAMES
+
+        if self.name not in GAMES:
+            raise ValueError(f"unknown game {self.name!r}; allowed: {', '.join(sorted(GAMES))}")
+        allowed = _parameters_of(GAMES[self.name])
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} of game {self.name!r}; allowed: {', '.join(allowed)}")
+        return self
+
+
+class FeaturesConfig(_Strict):
+    kind: Literal["one_hot", "rbf", "tile_coding"] = "one_hot"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SolverConfig(_Strict):
+    name: str = Field(description="a solver (`mfg list`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the solver's hyper-parameters")
+    features: FeaturesConfig | None = Field(default=None, description="feature map of linear NAC")
+
+    @model_validator(mode="after")
+    def _known(self):
+        import dataclasses
+
+        from solvers import SOLVERS
+
+        if self.name not in SOLVERS:
+            raise ValueError(f"unknown solver {self.name!r}; allowed: {', '.join(sorted(SOLVERS))}")
+        allowed = [f.name for f in dataclasses.fields(SOLVERS[self.name]) if f.name not in ("features", "inputs")]
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown hyper-parameter(s) {unknown} of solver {self.name!r}; "
+                             f"allowed: {', '.join(allowed)}")
+        if self.features is not None and self.name != "nac":
+            raise ValueError(f"features apply to the linear NAC solver ('nac') only, not {self.name!r}")
+        return self
+
+
+class RunConfig(_Strict):
+    iterations: int = Field(300, gt=0, description="solver iterations")
+    chunk_size: int = Field(50, gt=0, description="iterations per jitted chunk (metrics, checkpoints and the stop rule act per chunk)")
+    seeds: int = Field(1, gt=0, description="independent seeds run together under vmap")
+    seed: int = Field(0, ge=0, description="base PRNG seed")
+    stop_exploitability: float | None = Field(None, gt=0, description="stop once exploitability <= this")
+    stop_residual: float | None = Field(None, gt=0, description="stop once the mean-field residual <= this")
+
+
+class OutputConfig(_Strict):
+    dir: str = Field("runs", description="parent folder of run folders")
+    checkpoint_every: int = Field(1, gt=0, description="checkpoint every this many chunks")
+    keep_checkpoints: int = Field(3, gt=0, description="how many recent checkpoints to keep")
+    plots: bool = Field(True, description="write PNG plots after the run")
+    tensorboard: bool = Field(False, description="also write TensorBoard scalars (the tensorboard extra: tensorboardX)")
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="run folder name")
+    description: str = ""
+    precision: Literal["float32", "float64"] = "float32"
+    game: GameConfig
+    solver: SolverConfig
+    run: RunConfig = Field(default_factory=RunConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, value):
+        if value not in ("float32", "float64"):
+            raise ValueError(f"precision must be 'float32' or 'float64', got {value!r}")
+        return value
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid experiment config {source}:"]
+    for e in err.errors():
+        where = ".".join(str(part) for part in e["loc"]) or "(top level)"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown key"
+            parent = _model_at(e["loc"][:-1])
+            if parent is not None:
+                message += f"; allowed: {', '.join(parent.model_fields)}"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def _model_at(loc) -> type[BaseModel] | None:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        models = [a for a in candidates if issubclass(a, BaseModel)]
+        if not models:
+            return None
+        model = models[0]
+    return model
+
+
+def _parse_value(raw: str):
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        try:
+            return ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return raw
+
+
+def apply_overrides(tree: dict, overrides: list[str]) -> dict:
+    """Apply ``path.to.key=value`` overrides (values parsed as YAML) to a config tree."""
+    tree = copy.deepcopy(tree)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects path.to.key=value, got {item!r}")
+        path, raw = item.split("=", 1)
+        keys = [k for k in path.strip().split(".") if k]
+        if not keys:
+            raise ConfigError(f"--set has an empty key path: {item!r}")
+        node = tree
+        for key in keys[:-1]:
+            if not isinstance(node.setdefault(key, {}), dict):
+                raise ConfigError(f"--set {path}: {key!r} is not a mapping")
+            node = node[key]
+        node[keys[-1]] = _parse_value(raw)
+    return tree
+
+
+def parse_config(tree: Any, source: str = "", overrides: list[str] | None = None) -> ExperimentConfig:
+    """Validate a config tree (a dict from YAML) into an ``ExperimentConfig``."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"experiment config {source} must be a YAML mapping, got {type(tree).__name__}")
+    tree = apply_overrides(tree, overrides or [])
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read and validate a YAML experiment file (``yaml.safe_load``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment config {path} does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"experiment config {path} is not valid YAML: {err}") from None
+    if isinstance(tree, dict) and "name" not in tree:
+        tree = {"name": path.stem, **tree}
+    return parse_config(tree, str(path), overrides)

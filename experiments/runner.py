@@ -1,0 +1,252 @@
+"""Run an experiment into a run folder; resume it exactly after any interruption.
+
+Run folder (``<output.dir>/<name>/``):
+
+    config.yaml        the resolved configuration (overrides applied, defaults filled in)
+    metrics.jsonl      one JSON record per iteration: {"iteration": k, "exploitability": ...}
+                       (values are lists over seeds when seeds > 1)
+    checkpoints/       step_<iteration>/: the solver state (see experiments.checkpoint)
+    summary.json       final numbers, written when the run ends
+    plots/             convergence.png (after the run)
+    tensorboard/       TensorBoard scalars per iteration (``output.tensorboard: true``;
+                       needs the ``tensorboard`` extra, tensorboardX)
+    log.txt            what happened, with timestamps
+
+Exactness.  A run is a pure function of its config: the solver, its PRNG key
+(``run.seed``) and the chunking are rebuilt from ``config.yaml``.  Checkpoints are taken
+at chunk boundaries; on ``resume`` the newest valid checkpoint is restored, the
+metrics file is cut back to that iteration (records written after it, complete or torn,
+are dropped) and the run continues with the same compiled chunk program.  Because a step
+is bit-for-bit the same whatever chunk it falls in, the resumed run ends with exactly the
+state and metrics of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from experiments import checkpoint
+from experiments.config import ExperimentConfig, load_config
+
+__all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder"]
+
+
+class RunFolder:
+    """Paths of a run folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.metrics = self.root / "metrics.jsonl"
+        self.summary = self.root / "summary.json"
+        self.checkpoints = self.root / "checkpoints"
+        self.plots = self.root / "plots"
+        self.log_file = self.root / "log.txt"
+        self.tensorboard = self.root / "tensorboard"
+
+    def log(self, message: str) -> None:
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        with open(self.log_file, "a") as f:
+            f.write(f"{stamp} {message}\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def build_game(config: ExperimentConfig):
+    from mfg import games
+
+    try:
+        return games.make(config.game.name, **config.game.params)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"game {config.game.name!r} with params {config.game.params}: {err}") from None
+
+
+def build_solver(config: ExperimentConfig, game):
+    from mfg import features
+    from solvers import SOLVERS
+
+    params = dict(config.solver.params)
+    if config.solver.features is not None:
+        params["features"] = features.make_features(game, config.solver.features.kind, **config.solver.features.params)
+    solver = SOLVERS[config.solver.name](**params)
+    if hasattr(solver, "_check"):
+        solver._check(game)
+    return solver
+
+
+def _records(start: int, metrics: dict[str, np.ndarray]) -> list[str]:
+    names = sorted(metrics)
+    steps = next(iter(metrics.values())).shape[-1] if metrics else 0
+    lines = []
+    for i in range(steps):
+        record = {"iteration": start + i + 1}
+        for name in names:
+            value = metrics[name][..., i]
+            record[name] = value.tolist() if np.ndim(value) else float(value)
+        lines.append(json.dumps(record))
+    return lines
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The complete records of a metrics.jsonl (a torn last line is ignored)."""
+    records = []
+    with open(path) as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            records.append(json.loads(line))
+    return records
+
+
+def _truncate_metrics(path: Path, iterations: int) -> None:
+    """Keep the first ``iterations`` complete records (drop anything written later)."""
+    if not path.exists():
+        path.touch()
+        return
+    keep = [json.dumps(r) + "\n" for r in read_metrics(path)[:iterations]]
+    if len(keep) < iterations:
+        raise RuntimeError(f"{path} has {len(keep)} complete records, the checkpoint is at iteration "
+                           f"{iterations}: the metrics file was damaged")
+    _atomic_write(path, "".join(keep))
+
+
+def start(config: ExperimentConfig, output_dir: str | None = None, progress: bool = True) -> Path:
+    """Create the run folder of ``config`` and run it; returns the folder."""
+    parent = Path(output_dir or config.output.dir)
+    root = parent / config.name
+    if root.exists() and any(root.iterdir()):
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        root = parent / f"{config.name}-{stamp}"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(root)
+    _atomic_write(folder.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    folder.log(f"created run folder for experiment {config.name!r}")
+    execute(folder, config, resume=False, progress=progress)
+    return root
+
+
+def resume(run_dir: str | Path, progress: bool = True) -> Path:
+    """Continue the run in ``run_dir`` from its newest valid checkpoint."""
+    folder = RunFolder(run_dir)
+    if not folder.config.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
+    config = load_config(folder.config)
+    execute(folder, config, resume=True, progress=progress)
+    return folder.root
+
+
+def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress: bool = True) -> dict:
+    """Run (or continue) the experiment of ``config`` in ``folder``; returns the summary."""
+    import jax
+
+    if config.precision == "float64":
+        jax.config.update("jax_enable_x64", True)
+    from solvers import fit_rate, init_state, run
+
+    game = build_game(config)
+    solver = build_solver(config, game)
+    key = jax.random.key(config.run.seed)
+    if config.run.seeds > 1:
+        key = jax.random.split(key, config.run.seeds)
+    state = init_state(solver, game, key=key)
+    done = 0
+    if resume:
+        restored = checkpoint.restore_latest(folder.checkpoints, state)
+        if restored is not None:
+            done, state, _ = restored
+            folder.log(f"resumed from checkpoint at iteration {done}")
+        else:
+            folder.log("no usable checkpoint: restarting from iteration 0")
+    _truncate_metrics(folder.metrics, done)
+    board = _tensorboard_writer(folder, done) if config.output.tensorboard else None
+    chunk = min(config.run.chunk_size, config.run.iterations)
+    chunks_done = 0
+    start_time = time.perf_counter()
+
+    def write_metrics(recorded, metrics):
+        first = done + recorded - _steps(metrics)
+        with open(folder.metrics, "a") as f:
+            f.write("".join(line + "\n" for line in _records(first, metrics)))
+            f.flush()
+            os.fsync(f.fileno())
+        if board is not None:
+            for i in range(_steps(metrics)):
+                for name, values in metrics.items():
+                    value = np.asarray(values[..., i], dtype=np.float64)
+                    board.add_scalar(name, float(np.mean(value)), first + i + 1)
+            board.flush()
+
+    def save_state(recorded, chunk_state):
+        nonlocal chunks_done
+        chunks_done += 1
+        iteration = done + recorded
+        if chunks_done % config.output.checkpoint_every == 0 or iteration >= config.run.iterations:
+            checkpoint.save(folder.checkpoints, iteration, chunk_state, {"experiment": config.name},
+                            keep=config.output.keep_checkpoints)
+
+    folder.log(f"running {config.solver.name} on {config.game.name} from iteration {done} to {config.run.iterations}")
+    result = run(solver, game, config.run.iterations - done, state=state, chunk_size=chunk,
+                 stop_exploitability=config.run.stop_exploitability, stop_residual=config.run.stop_residual,
+                 progress=progress, on_chunk=write_metrics, on_state=save_state, fixed_chunk_length=True)
+    if board is not None:
+        board.close()
+    iterations = done + result.iterations
+    records = read_metrics(folder.metrics)
+    exploitability = np.array([r["exploitability"] for r in records], dtype=np.float64)
+    summary = {
+        "experiment": config.name,
+        "game": config.game.name,
+        "solver": config.solver.name,
+        "iterations": iterations,
+        "stopped_early": iterations < config.run.iterations,
+        "final": {k: v for k, v in records[-1].items() if k != "iteration"} if records else {},
+        "fitted_rate": fit_rate(exploitability.reshape(len(records), -1).mean(-1), skip=max(1, iterations // 10))
+        if records else None,
+        "seconds_this_session": round(time.perf_counter() - start_time, 3),
+    }
+    _atomic_write(folder.summary, json.dumps(summary, indent=1))
+    folder.log(f"finished at iteration {iterations}; final exploitability {summary['final'].get('exploitability')}")
+    if config.output.plots and records:
+        make_plots(folder, records, config)
+    return summary
+
+
+def _tensorboard_writer(folder: RunFolder, start_iteration: int):
+    """A tensorboardX writer; after a resume, TensorBoard's purge_step drops the events
+    logged past the checkpoint, as the metrics file does.  Seeds are averaged."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ValueError("output.tensorboard is true but tensorboardX is not installed: "
+                         'pip install -e ".[tensorboard]" (or set output.tensorboard: false)') from None
+    return SummaryWriter(str(folder.tensorboard), purge_step=start_iteration + 1 if start_iteration else None)
+
+
+def _steps(metrics: dict) -> int:
+    return next(iter(metrics.values())).shape[-1] if metrics else 0
+
+
+def make_plots(folder: RunFolder, records: list[dict], config: ExperimentConfig) -> list[Path]:
+    """plots/convergence.png from the metrics records."""
+    from experiments.plots import plot_convergence
+
+    names = [k for k in records[0] if k != "iteration"]
+    metrics = {k: np.moveaxis(np.asarray([r[k] for r in records], dtype=np.float64), 0, -1) for k in names}
+    title = f"{config.solver.name} on {config.game.name} ({config.name})"
+    path = plot_convergence({config.solver.name: metrics}, str(folder.plots / "convergence.png"), title=title)
+    folder.log(f"wrote {path}")
+    return [Path(path)]
