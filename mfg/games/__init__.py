@@ -12,6 +12,7 @@ from mfg.games.crowd import crowd_modelling, crowd_modelling_2d
 from mfg.games.garnet import garnet
 from mfg.games.linear_quadratic import linear_quadratic_openspiel
 from mfg.games.predator_prey import predator_prey
+from mfg.games.serverless import serverless
 from mfg.games.mfglib_games import (
     beach_bar,
     building_evacuation,
@@ -38,6 +39,7 @@ GAMES: dict[str, Callable[..., MeanFieldGame]] = {
     "crowd_modelling_2d": crowd_modelling_2d,
     "linear_quadratic_openspiel": linear_quadratic_openspiel,
     "predator_prey": predator_prey,
+    "serverless": serverless,
     "garnet": garnet,
 }
 
