@@ -50,6 +50,7 @@ def plot_convergence(runs: Mapping[str, Mapping[str, np.ndarray]], path: str, ti
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
+    drawn: set[str] = set()
     for index, (label, metrics) in enumerate(runs.items()):
         color = colors[index % len(colors)]
         for name, style, suffix in (("exploitability", "-", ""), ("exploitability_unreg", "--", " (unregularized)")):
@@ -66,6 +67,7 @@ def plot_convergence(runs: Mapping[str, Mapping[str, np.ndarray]], path: str, ti
             mid, low, high = _band(metrics[name])
             t = np.arange(1, mid.shape[-1] + 1)
             right.plot(t, _positive(mid), styles[k % len(styles)], color=color)
+            drawn.add(name)
             if low is not None:
                 right.fill_between(t, _positive(low), _positive(high), color=color, alpha=0.15)
     left.set(xscale="log", yscale="log", xlabel="iteration t", ylabel="exploitability",
@@ -75,8 +77,9 @@ def plot_convergence(runs: Mapping[str, Mapping[str, np.ndarray]], path: str, ti
     # Runs are told apart by colour (left legend), residuals by line style (this one).
     from matplotlib.lines import Line2D
     proxies = [Line2D([], [], color="0.3", linestyle=styles[k % len(styles)], label=description)
-               for k, description in enumerate(RESIDUALS.values())]
-    right.legend(handles=proxies, fontsize=7, loc="upper right")
+               for k, (name, description) in enumerate(RESIDUALS.items()) if name in drawn]
+    if proxies:
+        right.legend(handles=proxies, fontsize=7, loc="best")
     for axis in (left, right):
         axis.grid(True, which="major", alpha=0.3)
     if title:

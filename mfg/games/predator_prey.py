@@ -27,6 +27,8 @@ not depend on the policy, so this adds the same constant to every policy's retur
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -76,8 +78,8 @@ def _successors(size: int, geometry: str) -> np.ndarray:
 
 
 def predator_prey(
-    size: int = 5, horizon: int | None = 10, reward_matrix=DEFAULT_REWARD_MATRIX, initial_positions=None,
-    initial_distribution=None, noise_probability: float = 0.8, congestion_coeff: float = 1.0,
+    size: int = 5, horizon: int | None = 10, reward_matrix: Any = DEFAULT_REWARD_MATRIX,
+    initial_positions: Any = None, initial_distribution: Any = None, noise_probability: float = 0.8, congestion_coeff: float = 1.0,
     geometry: str = "square", kernel: str = "pull", discount: float | None = None, dtype=None,
 ) -> MeanFieldGame:
     """Predator-prey with P populations (P = len(reward_matrix)), S = P size^2, A = 5.

@@ -38,6 +38,8 @@ Stationary discounted by default (gamma 0.9): the paper's setting.  S = L N_max 
 from __future__ import annotations
 
 
+from typing import Any
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -114,7 +116,8 @@ def _reward(params, t, mu):
 
 
 def serverless(
-    max_containers: int = 8, max_cpu_steps: int = 8, num_load_bins: int = 6, levels=None, load_chain=None,
+    max_containers: int = 8, max_cpu_steps: int = 8, num_load_bins: int = 6, levels: Any = None,
+    load_chain: Any = None,
     cpu_step: float = 0.125, service_rate_per_core: float = 8.0, slo: float = 0.5, cold_start: float = 0.3,
     capacity: float = 4.0, knee: float = 0.7, contention: float = 4.0, w_util: float = 0.3, w_slo: float = 0.7,
     illegal_penalty: float = -1.0, oscillation_penalty: float = -1.0, horizon: int | None = None,
@@ -123,8 +126,9 @@ def serverless(
     """The tabular serverless game (see the module docstring); S = L N_max C_max 3, A = 5.
 
     Args:
-      levels, load_chain: load levels [L] (requests/s) and chain [L, L]; default: fitted
-        from the shipped Azure-format sample with ``num_load_bins`` bins.
+      levels: load levels [L] (requests/s); default (with ``load_chain``): fitted from
+        the shipped Azure-format sample with ``num_load_bins`` bins.
+      load_chain: [L, L] row-stochastic load transition matrix.
       cpu_step: cores per CPU step; service_rate_per_core: requests/s one core serves.
       slo: latency objective on p99 (s); cold_start: extra seconds when scaling out.
       capacity: cluster cores per function; knee, contention: the slowdown past the knee.
