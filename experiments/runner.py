@@ -82,10 +82,7 @@ def build_solver(config: ExperimentConfig, game):
     params = dict(config.solver.params)
     if config.solver.features is not None:
         params["features"] = features.make_features(game, config.solver.features.kind, **config.solver.features.params)
-    solver = SOLVERS[config.solver.name](**params)
-    if hasattr(solver, "_check"):
-        solver._check(game)
-    return solver
+    return SOLVERS[config.solver.name](**params)
 
 
 def _records(start: int, metrics: dict[str, np.ndarray]) -> list[str]:

@@ -55,7 +55,9 @@ from jax import lax
 from mfg.features import FeatureMap, OneHotFeatures
 from mfg.game import MeanFieldGame, uniform_policy
 from mfg.oracles import induced_mean_field, policy_q_values
-from mfg.transitions import push_forward, sample_next
+from mfg.transitions import push_forward
+from solvers.agents import (agent_step, draw_actions, explorer_mask, frozen_system, initial_agents,
+                            population_histogram)
 from solvers.base import SolverState, pytree_dataclass
 
 __all__ = ["NaturalActorCritic", "NACExtra", "natural_actor_step", "smooth_mean_field", "sampling_keys",
@@ -203,7 +205,8 @@ class NaturalActorCritic:
     def _policy(self, game, theta):
         return jax.nn.softmax(self._table(game, theta), axis=-1)
 
-    def _check(self, game: MeanFieldGame):
+    def check(self, game: MeanFieldGame) -> None:
+        """Raise a clear error if this solver cannot run on ``game`` (sizes, horizon, step)."""
         features = self._features(game)
         if isinstance(features, OneHotFeatures) and (features.num_states, features.num_actions) != (
                 game.num_states, game.num_actions):
@@ -233,7 +236,7 @@ class NaturalActorCritic:
     def init(self, game: MeanFieldGame, policy: jax.Array | None = None, key: jax.Array | None = None) -> SolverState:
         """Start from theta = 0 (the uniform policy) or from the logits of ``policy``
         (exact for one-hot features), with L_0 = the mean field of that policy."""
-        self._check(game)
+        self.check(game)
         features = self._features(game)
         dtype = game.initial_distribution.dtype
         shape = ((game.horizon,) if game.is_finite_horizon else ()) + features.weight_shape
@@ -248,16 +251,11 @@ class NaturalActorCritic:
         pi = self._policy(game, theta) if policy is not None else uniform_policy(game)
         key = jax.random.key(0) if key is None else key
         key, agents_key = jax.random.split(key)
-        if self.critic == "sampled":
-            cdf = jnp.cumsum(game.initial_distribution.astype(dtype))
-            uniforms = jax.random.uniform(agents_key, (self.num_agents,), dtype) * cdf[-1]
-            agents = jnp.minimum(jnp.searchsorted(cdf, uniforms, side="right"), game.num_states - 1)
-        else:
-            agents = jnp.zeros((0,), jnp.int32)
+        agents = initial_agents(game, agents_key, self.num_agents if self.critic == "sampled" else 0)
         zero = jnp.zeros((), dtype)
         stats = {name: zero for name in self._stat_names()}
         extra = NACExtra(theta=theta, critic=jnp.zeros_like(theta), average_policy=pi, key=key,
-                         agents=agents.astype(jnp.int32), stats=stats)
+                         agents=agents, stats=stats)
         return SolverState(pi, induced_mean_field(game, pi), jnp.zeros((), jnp.int32), extra)
 
     # -------------------------------------------------------------------- step
@@ -324,35 +322,17 @@ class NaturalActorCritic:
         return w_hat, {"critic_error": error, "projection_error": error}
 
     def _sampled_critic(self, game, joint, policy, extra: NACExtra):
-        """K steps of pooled soft TD(0) with N agents in the system frozen at L_t.
-
-        The first round(eps N) agents are explorers: at every step they redraw (s, a)
-        uniformly, so every pair is sampled with weight >= eps / (S A) (in expectation
-        the same weights d as the exact critic); the others are the population, whose
-        trajectories persist across iterations and whose state histogram is the
-        empirical mean field.
-        """
+        """K steps of pooled soft TD(0) with N agents in the system frozen at L_t
+        (explorers and population as in ``solvers.agents``)."""
         features = self._features(game)
         dtype = policy.dtype
-        t0 = jnp.int32(0)
-        reward = game.reward(t0, joint).astype(dtype)
-        transition = game.transition(t0, joint)
-        log_policy = jnp.log(jnp.maximum(policy, jnp.finfo(dtype).tiny))
-        cdf = jnp.cumsum(policy, axis=-1)
+        system = frozen_system(game, joint, policy)
         S, A, N = game.num_states, game.num_actions, self.num_agents
-        explorer = jnp.arange(N) < jnp.round(self.exploration * N)
+        explorer = explorer_mask(N, self.exploration)
         weights = self._least_squares_weights(joint)
-        def draw_action(s, u):
-            return jnp.minimum(jnp.sum(cdf[s] < u[:, None], axis=-1), A - 1).astype(jnp.int32)
-
-        def explore(s, a, u):
-            # One uniform picks the explorer's pair: index = floor(u S A) = s A + a.
-            pair = jnp.minimum((u * (S * A)).astype(jnp.int32), S * A - 1)
-            return jnp.where(explorer, pair // A, s), jnp.where(explorer, pair % A, a)
-
         key, start_key, stream_key = jax.random.split(extra.key, 3)
         states = extra.agents
-        actions = draw_action(states, jax.random.uniform(start_key, (N,), dtype))
+        actions = draw_actions(system.policy_cdf, states, jax.random.uniform(start_key, (N,), dtype))
 
         # With fewer pairs than agents, evaluate Q_w on the whole [S, A] table and sum the
         # TD direction per pair first (O(N + S A d) instead of O(N d) per step).
@@ -379,12 +359,9 @@ class NaturalActorCritic:
 
         def td_step(carry, step_key):
             w, w_sum, s, a = carry
-            u = jax.random.uniform(step_key, (3, N), dtype)
-            s, a = explore(s, a, u[2])
-            s_next = sample_next(transition, u[0], s, a)
-            a_next = draw_action(s_next, u[1])
-            target = reward[s, a] + game.discount * (
-                q_at(w, s_next, a_next) - self.temperature * log_policy[s_next, a_next])
+            s, a, s_next, a_next = agent_step(system, explorer, s, a, jax.random.uniform(step_key, (3, N), dtype))
+            target = system.reward[s, a] + game.discount * (
+                q_at(w, s_next, a_next) - self.temperature * system.log_policy[s_next, a_next])
             delta = target - q_at(w, s, a)
             w = project_to_ball(w + self.critic_rate * direction(delta, s, a), self.radius)
             return (w, w_sum + w, s_next, a_next), (jnp.mean(delta * delta), s)
@@ -392,9 +369,7 @@ class NaturalActorCritic:
         init = (extra.critic, jnp.zeros_like(extra.critic), states, actions)
         (w, w_sum, states, _), (sq_errors, visited) = lax.scan(td_step, init, sampling_keys(stream_key, self.td_steps))
         w_hat = w_sum / self.td_steps
-        population = jnp.broadcast_to(~explorer, visited.shape).astype(dtype)
-        visits = jax.ops.segment_sum(population.reshape(-1), visited.reshape(-1), num_segments=S)
-        visits = visits / visits.sum()
+        visits = population_histogram(visited, explorer, S).astype(dtype)
         stats = {"td_error": jnp.mean(sq_errors)}
         if self.exact_diagnostics:
             q = policy_q_values(game, joint, policy, self.temperature)

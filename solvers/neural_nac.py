@@ -46,9 +46,10 @@ from jax import lax
 from mfg.features import normalized_state_coordinates
 from mfg.game import MeanFieldGame
 from mfg.oracles import induced_mean_field, policy_q_values
-from mfg.transitions import sample_next
+from solvers.agents import (agent_step, draw_actions, explorer_mask, frozen_system, initial_agents,
+                            population_histogram)
 from solvers.base import SolverState, pytree_dataclass
-from solvers.nac import exact_population_step, mean_field_step_size, smooth_mean_field
+from solvers.nac import exact_population_step, mean_field_step_size, sampling_keys, smooth_mean_field
 
 __all__ = ["MLP", "NeuralActorCritic", "NeuralNACExtra", "default_inputs"]
 
@@ -178,16 +179,11 @@ class NeuralActorCritic:
         actor = _init_params(actor_key, x.shape[1], game.num_actions, tuple(self.hidden), dtype, zero_output=True)
         critic = _init_params(critic_key, x.shape[1], game.num_actions, tuple(self.hidden), dtype)
         actor_optimizer, critic_optimizer = self._optimizers()
-        if self.critic == "sampled":
-            cdf = jnp.cumsum(game.initial_distribution.astype(dtype))
-            uniforms = jax.random.uniform(agents_key, (self.num_agents,), dtype) * cdf[-1]
-            agents = jnp.minimum(jnp.searchsorted(cdf, uniforms, side="right"), game.num_states - 1)
-        else:
-            agents = jnp.zeros((0,), jnp.int32)
+        agents = initial_agents(game, agents_key, self.num_agents if self.critic == "sampled" else 0)
         zero = jnp.zeros((), dtype)
         stats = {name: zero for name in self._stat_names()}
         extra = NeuralNACExtra(actor, critic, actor_optimizer.init(actor), critic_optimizer.init(critic), key,
-                               agents.astype(jnp.int32), stats)
+                               agents, stats)
         policy = self._policy_table(game, actor)
         return SolverState(policy, induced_mean_field(game, policy), jnp.zeros((), jnp.int32), extra)
 
@@ -211,13 +207,7 @@ class NeuralActorCritic:
                 error = nnx.merge(graph, params)(x) - q_exact
                 return jnp.sum(weights * error * error) / jnp.sum(weights)
 
-            def fit(carry, _):
-                params, opt = carry
-                grads = jax.grad(loss)(params)
-                updates, opt = critic_optimizer.update(grads, opt, params)
-                return (optax.apply_updates(params, updates), opt), None
-
-            (critic, critic_opt), _ = lax.scan(fit, (extra.critic, extra.critic_opt), None, length=self.critic_steps)
+            critic, critic_opt = _adam_fit(loss, extra.critic, extra.critic_opt, critic_optimizer, self.critic_steps)
             agents, key, visits = extra.agents, extra.key, None
             actor_states = None
             td_error = None
@@ -243,13 +233,7 @@ class NeuralActorCritic:
             per_state = jnp.sum(jax.scipy.special.xlogy(target, target) - target * log_pi, axis=-1)
             return jnp.sum(state_weights * per_state)
 
-        def fit_actor(carry, _):
-            params, opt = carry
-            grads = jax.grad(kl)(params)
-            updates, opt = actor_optimizer.update(grads, opt, params)
-            return (optax.apply_updates(params, updates), opt), None
-
-        (actor, actor_opt), _ = lax.scan(fit_actor, (extra.actor, extra.actor_opt), None, length=self.actor_steps)
+        actor, actor_opt = _adam_fit(kl, extra.actor, extra.actor_opt, actor_optimizer, self.actor_steps)
         new_policy = self._policy_table(game, actor)
         beta = mean_field_step_size(self.mean_field_rate, self.mean_field_exponent, state.iteration)
         target_joint = (exact_population_step(game, new_policy, joint) if visits is None
@@ -270,31 +254,20 @@ class NeuralActorCritic:
         return dict(new.extra.stats)
 
     def _sampled_critic(self, game, graph, x, joint, policy, extra, critic_optimizer):
+        """K semi-gradient soft-TD Adam steps on the agents' transitions (``solvers.agents``)."""
         dtype = policy.dtype
-        t0 = jnp.int32(0)
-        reward = game.reward(t0, joint).astype(dtype)
-        transition = game.transition(t0, joint)
-        log_policy = jnp.log(jnp.maximum(policy, jnp.finfo(dtype).tiny))
-        cdf = jnp.cumsum(policy, axis=-1)
-        S, A, N = game.num_states, game.num_actions, self.num_agents
-        explorer = jnp.arange(N) < jnp.round(self.exploration * N)
-
-        def draw_action(s, u):
-            return jnp.minimum(jnp.sum(cdf[s] < u[:, None], axis=-1), A - 1).astype(jnp.int32)
-
-        key, start_key = jax.random.split(extra.key)
-        actions = draw_action(extra.agents, jax.random.uniform(start_key, (N,), dtype))
+        system = frozen_system(game, joint, policy)
+        S, N = game.num_states, self.num_agents
+        explorer = explorer_mask(N, self.exploration)
+        key, start_key, stream_key = jax.random.split(extra.key, 3)
+        actions = draw_actions(system.policy_cdf, extra.agents, jax.random.uniform(start_key, (N,), dtype))
 
         def td_step(carry, step_key):
             params, opt, s, a = carry
-            u = jax.random.uniform(step_key, (4, N), dtype)
-            s = jnp.where(explorer, jnp.minimum((u[2] * S).astype(jnp.int32), S - 1), s)
-            a = jnp.where(explorer, jnp.minimum((u[3] * A).astype(jnp.int32), A - 1), a)
-            s_next = sample_next(transition, u[0], s, a)
-            a_next = draw_action(s_next, u[1])
+            s, a, s_next, a_next = agent_step(system, explorer, s, a, jax.random.uniform(step_key, (3, N), dtype))
             q_next = nnx.merge(graph, params)(x[s_next])[jnp.arange(N), a_next]
             target = lax.stop_gradient(
-                reward[s, a] + game.discount * (q_next - self.temperature * log_policy[s_next, a_next]))
+                system.reward[s, a] + game.discount * (q_next - self.temperature * system.log_policy[s_next, a_next]))
 
             def loss(p):
                 delta = nnx.merge(graph, p)(x[s])[jnp.arange(N), a] - target
@@ -304,10 +277,18 @@ class NeuralActorCritic:
             updates, opt = critic_optimizer.update(grads, opt, params)
             return (optax.apply_updates(params, updates), opt, s_next, a_next), (value, s)
 
-        keys = jax.random.split(key, self.td_steps + 1)
         (critic, critic_opt, agents, _), (losses, visited) = lax.scan(
-            td_step, (extra.critic, extra.critic_opt, extra.agents, actions), keys[1:])
-        population = jnp.broadcast_to(~explorer, visited.shape).astype(dtype)
-        visits = jax.ops.segment_sum(population.reshape(-1), visited.reshape(-1), num_segments=S)
-        visits = visits / visits.sum()
-        return critic, critic_opt, agents, keys[0], visits, visited[-1], jnp.mean(losses)
+            td_step, (extra.critic, extra.critic_opt, extra.agents, actions), sampling_keys(stream_key, self.td_steps))
+        visits = population_histogram(visited, explorer, S).astype(dtype)
+        return critic, critic_opt, agents, key, visits, visited[-1], jnp.mean(losses)
+
+
+def _adam_fit(loss, params, opt_state, optimizer, steps: int):
+    """``steps`` optimizer steps on ``loss(params)`` inside one lax.scan; (params, opt_state)."""
+    def one(carry, _):
+        params, opt_state = carry
+        updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    (params, opt_state), _ = lax.scan(one, (params, opt_state), None, length=steps)
+    return params, opt_state

@@ -71,7 +71,10 @@ def test_every_shipped_experiment_validates_and_builds(path):
     config = load_config(path)
     assert config.name == path.stem and config.description
     game = build_game(config)
-    build_solver(config, game)
+    from solvers import init_state
+
+    state = init_state(build_solver(config, game), game)  # the solver accepts the game (checks included)
+    assert state.policy.shape == game.policy_shape
 
 
 def test_a_bad_yaml_file_is_reported_with_its_path(tmp_path):

@@ -139,8 +139,10 @@ def test_neural_nac_with_exact_critic(name):
 @pytest.mark.parametrize("name", ["beach_bar", "susceptible_infected"])
 def test_neural_nac_with_sampled_critic(name):
     game = STATIONARY[name]()
+    # A smaller Adam step than the default (3e-3): the semi-gradient TD noise at 1e-2 leaves
+    # beach bar at ~1e-2 on some random streams.
     solver = NeuralActorCritic(learning_rate=eta_for(game), temperature=LAMBDA, hidden=(32, 32),
-                               critic="sampled", num_agents=10_000, td_steps=10)
+                               critic="sampled", num_agents=10_000, td_steps=10, critic_optimizer_rate=3e-3)
     metrics = run(solver, game, 300).metrics
     assert metrics["exploitability"][-20:].max() <= 1e-2
 
