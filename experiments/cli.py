@@ -2,6 +2,8 @@
 
     mfg run [CONFIG.yaml] [--set path.to.key=value ...] [--out DIR]
     mfg resume RUN_DIR
+    mfg eval RUN_DIR [--set evaluation.key=value ...] [--tag NAME]
+    mfg export RUN_DIR [--out DIR]
     mfg plot RUN_DIR
     mfg list
 
@@ -71,6 +73,30 @@ def cmd_resume(args) -> int:
     return _summary(Path(run_dir))
 
 
+def cmd_eval(args) -> int:
+    from experiments.config import ConfigError
+    from experiments.runner import evaluate_saved
+
+    try:
+        summary = evaluate_saved(args.run_dir, args.set, progress=not args.no_progress, tag=args.tag)
+    except (FileNotFoundError, ConfigError, ValueError) as err:
+        raise SystemExit(f"cannot evaluate {args.run_dir}: {err}")
+    print(json.dumps({"targets": summary["targets"], "seconds": summary["seconds"]}, indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from experiments.config import ConfigError
+    from experiments.export import export_run
+
+    try:
+        path = export_run(args.run_dir, args.out)
+    except (FileNotFoundError, ConfigError, ValueError) as err:
+        raise SystemExit(f"cannot export {args.run_dir}: {err}")
+    print(path)
+    return 0
+
+
 def cmd_plot(args) -> int:
     from experiments.config import load_config
     from experiments.runner import RunFolder, make_plots, read_metrics
@@ -124,6 +150,17 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_resume)
+    p = sub.add_parser("eval", help="compare a serverless run's policy with the autoscaler baselines")
+    p.add_argument("run_dir")
+    p.add_argument("--set", action="append", default=[], metavar="evaluation.KEY=VALUE",
+                   help="override the evaluation settings, e.g. --set evaluation.num_functions=100000")
+    p.add_argument("--tag", help="write to RUN_DIR/evaluation-TAG/ (default: RUN_DIR/evaluation/ and plots/)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("export", help="write a run's policy as a folder loadable with numpy only (mfg_policy)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="policy folder to write (default: RUN_DIR/policy)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_plot)

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = ["ExperimentConfig", "ConfigError", "load_config", "parse_config", "apply_overrides",
-           "GameConfig", "SolverConfig", "RunConfig", "OutputConfig"]
+           "GameConfig", "SolverConfig", "RunConfig", "OutputConfig", "EvaluationConfig"]
 
 
 class ConfigError(ValueError):
@@ -105,6 +105,41 @@ class OutputConfig(_Strict):
     tensorboard: bool = Field(False, description="also write TensorBoard scalars (the tensorboard extra: tensorboardX)")
 
 
+class EvaluationConfig(_Strict):
+    """The serverless comparison run after training (``experiments.serverless``); serverless game only."""
+
+    num_functions: int = Field(1000, gt=0, description="functions (particles) in the simulated cluster")
+    seeds: int = Field(3, gt=0, description="independent workloads / populations (confidence intervals)")
+    seed: int = Field(0, ge=0, description="base seed of the workloads and the simulator")
+    pool_functions: int = Field(2000, gt=0, description="functions of each synthetic day; the N simulated "
+                                "functions are drawn from them")
+    minutes: int = Field(1440, gt=0, le=1440, description="one-minute steps simulated (a day at most)")
+    workload: str = Field("synthetic", description="'synthetic' (a fresh day per seed) or a folder holding "
+                          "Azure Functions 2019 trace files")
+    day: int = Field(1, ge=1, le=14, description="trace day read from the workload folder")
+    deploy: Literal["sample", "greedy"] = Field("sample", description="MFG / RL policies: sample their action "
+                                                "probabilities, or take the most likely action")
+    independent: bool = Field(True, description="include independent RL (the solver on the game without contention)")
+    q_learning_days: int = Field(2, ge=0, description="days of online training of per-function Q-learning (0: off)")
+    static_containers: list[int] = Field([1, 2, 3, 4], description="static sizes swept (containers at full CPU)")
+    hpa_target_utilization: list[float] = Field([0.5, 0.6, 0.7, 0.8, 0.9], description="HPA targets swept")
+    kpa_target_concurrency: list[float] = Field([0.4, 0.55, 0.7, 0.85, 1.0],
+                                                description="KPA targets (in-flight requests per container) swept")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if any(n < 1 for n in self.static_containers):
+            raise ValueError(f"static_containers must be >= 1, got {self.static_containers}")
+        if any(not 0 < u <= 1 for u in self.hpa_target_utilization):
+            raise ValueError(f"hpa_target_utilization values must lie in (0, 1], got {self.hpa_target_utilization}")
+        if any(c <= 0 for c in self.kpa_target_concurrency):
+            raise ValueError(f"kpa_target_concurrency values must be > 0, got {self.kpa_target_concurrency}")
+        if self.workload != "synthetic" and not Path(self.workload).is_dir():
+            raise ValueError(f"workload must be 'synthetic' or an existing folder of trace files, "
+                             f"got {self.workload!r}")
+        return self
+
+
 class ExperimentConfig(_Strict):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="run folder name")
     description: str = ""
@@ -113,6 +148,14 @@ class ExperimentConfig(_Strict):
     solver: SolverConfig
     run: RunConfig = Field(default_factory=RunConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    evaluation: EvaluationConfig | None = Field(None, description="serverless comparison after training")
+
+    @model_validator(mode="after")
+    def _evaluation_needs_serverless(self):
+        if self.evaluation is not None and self.game.name != "serverless":
+            raise ValueError(f"evaluation (the serverless comparison) needs game 'serverless', "
+                             f"got {self.game.name!r}")
+        return self
 
     @field_validator("precision", mode="before")
     @classmethod

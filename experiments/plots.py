@@ -1,4 +1,4 @@
-"""Convergence plots from a run's metrics (matplotlib, Agg backend; extra ``[plot]``).
+"""Plots of a run (matplotlib, Agg backend; extra ``[plot]``): convergence, and the serverless comparison.
 
 ``plot_convergence({"label": metrics, ...}, path)`` draws, for one or several runs side
 by side (metrics as returned by ``solvers.run``: name -> array [iterations] or
@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["plot_convergence", "RESIDUALS"]
+__all__ = ["plot_convergence", "RESIDUALS", "plot_latency_cdf", "plot_slo_vs_cpu", "plot_pressure"]
 
 RESIDUALS = {
     "mean_field_residual": r"mean-field residual $\|\Gamma_2(\pi_t, L_t) - L_t\|_1$",
@@ -88,3 +88,96 @@ def plot_convergence(runs: Mapping[str, Mapping[str, np.ndarray]], path: str, ti
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _representatives(results: Mapping, family) -> dict:
+    """One entry per family: single policies as they are, a swept baseline at its middle knob."""
+    groups: dict = {}
+    for name in results:
+        groups.setdefault(family(name), []).append(name)
+    return {names[len(names) // 2]: results[names[len(names) // 2]] for names in groups.values()}
+
+
+def plot_latency_cdf(results: Mapping, path: str, family=None) -> str:
+    """Request latency CDF (log x) per policy, seeds pooled; swept baselines at their middle knob."""
+    from mfg.particles import latency_edges
+
+    plt = _pyplot()
+    family = family or (lambda name: name.split(" (")[0])
+    fig, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    edges = latency_edges()
+    for name, result in _representatives(results, family).items():
+        histogram = np.sum([run["histogram"] for run in result.runs], axis=0)
+        cdf = np.cumsum(histogram)[:-1] / histogram.sum()          # P(T <= edge_k), k = 0..B
+        axis.step(edges, cdf, where="post", label=name)
+    axis.axvline(1.0, color="0.5", linestyle=":", label="SLO (1 s)")
+    axis.set(xscale="log", xlabel="request latency (s)", ylabel="fraction of requests",
+             title="latency CDF (requests past the last edge: timeout)", ylim=(0, 1.01))
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_slo_vs_cpu(results: Mapping, path: str, family) -> str:
+    """Every policy on the (allocated CPU, SLO violation rate) plane; sweeps joined, 95% CI bars."""
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    groups: dict = {}
+    for name, result in results.items():
+        groups.setdefault(family(name), []).append(result)
+    markers = "os^Dv<>p*h"
+    for index, (group, members) in enumerate(groups.items()):
+        points = sorted((m.metric("allocated_cpu"), m.metric("slo_violation_rate")) for m in members)
+        x = np.array([p[0][0] for p in points])
+        y = np.maximum([p[1][0] for p in points], 1e-6)
+        half = np.array([p[1][1] for p in points])
+        # On a log axis an interval reaching below zero is drawn down to a tenth of the value.
+        lower = np.minimum(half, 0.9 * y)
+        axis.errorbar(x, y, xerr=[p[0][1] for p in points], yerr=[lower, half],
+                      marker=markers[index % len(markers)], linestyle="-" if len(points) > 1 else "none",
+                      capsize=3, label=group)
+    axis.set(xscale="log", yscale="log", xlabel="allocated CPU (cores per function, log scale)",
+             ylabel="SLO violation rate (share of requests)",
+             title="SLO violations against allocated CPU (lower left is better)")
+    from matplotlib.ticker import FormatStrFormatter
+
+    axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_pressure(results: Mapping, path: str, capacity_knee: float | None = None, family=None) -> str:
+    """Cluster CPU pressure (allocated / capacity) over the day, seed 0; swept baselines at their middle knob."""
+    plt = _pyplot()
+    family = family or (lambda name: name.split(" (")[0])
+    fig, axis = plt.subplots(figsize=(8, 4), constrained_layout=True)
+    for name, result in _representatives(results, family).items():
+        pressure = result.runs[0]["series"]["pressure"]
+        axis.plot(np.arange(len(pressure)) / 60.0, pressure, label=name, linewidth=1)
+    if capacity_knee is not None:
+        axis.axhline(capacity_knee, color="0.4", linestyle=":", label=f"contention knee ({capacity_knee:g})")
+    axis.set(xlabel="time of day (h)", ylabel="CPU pressure (allocated / capacity)",
+             title="cluster pressure, the mean field every function sees")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(fig, path)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 import yaml
 
 from experiments import checkpoint
-from experiments.config import ExperimentConfig, load_config
+from experiments.config import ExperimentConfig, load_config, parse_config
 
 __all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder"]
 
@@ -146,20 +147,27 @@ def resume(run_dir: str | Path, progress: bool = True) -> Path:
     return folder.root
 
 
-def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress: bool = True) -> dict:
-    """Run (or continue) the experiment of ``config`` in ``folder``; returns the summary."""
+def initial_state(config: ExperimentConfig):
+    """(game, solver, initial solver state) of ``config``, seeds batched; sets the precision."""
     import jax
+
+    from solvers import init_state
 
     if config.precision == "float64":
         jax.config.update("jax_enable_x64", True)
-    from solvers import fit_rate, init_state, run
-
     game = build_game(config)
     solver = build_solver(config, game)
     key = jax.random.key(config.run.seed)
     if config.run.seeds > 1:
         key = jax.random.split(key, config.run.seeds)
-    state = init_state(solver, game, key=key)
+    return game, solver, init_state(solver, game, key=key)
+
+
+def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress: bool = True) -> dict:
+    """Run (or continue) the experiment of ``config`` in ``folder``; returns the summary."""
+    from solvers import fit_rate, run
+
+    game, solver, state = initial_state(config)
     done = 0
     if resume:
         restored = checkpoint.restore_latest(folder.checkpoints, state)
@@ -219,7 +227,60 @@ def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress:
     folder.log(f"finished at iteration {iterations}; final exploitability {summary['final'].get('exploitability')}")
     if config.output.plots and records:
         make_plots(folder, records, config)
+    if config.evaluation is not None:
+        summary["evaluation"] = evaluate_run(folder, config, game, result.state.policy, progress)["targets"]
+        _atomic_write(folder.summary, json.dumps(summary, indent=1))
     return summary
+
+
+def evaluate_run(folder: RunFolder, config: ExperimentConfig, game, policy, progress: bool = True,
+                 tag: str | None = None) -> dict:
+    """The serverless comparison (``experiments.serverless.compare``) of a run's policy.
+
+    Results go to ``evaluation/`` and the plots to ``plots/``; with a ``tag`` (``mfg eval
+    --tag``) both go to ``evaluation-TAG/`` so that several evaluations of one policy coexist.
+    """
+    from experiments.serverless import compare
+
+    def log(message: str) -> None:
+        folder.log(message)
+        if progress:
+            print(message, file=sys.stderr, flush=True)
+
+    log("evaluating the policy against the baselines on the particle simulator")
+    out = folder.root / ("evaluation" if tag is None else f"evaluation-{tag}")
+    plots = folder.plots if tag is None else out / "plots"
+    return compare(config, np.asarray(policy), game, out, plots, log=log)
+
+
+def restore_policy(folder: RunFolder, overrides: list[str] | None = None, with_evaluation: bool = False):
+    """(config, game, solver state, iteration) of a run folder's newest valid checkpoint.
+
+    ``overrides`` apply to the saved config; ``with_evaluation`` adds a default
+    ``evaluation`` section when the run had none (``mfg eval`` of any serverless run).
+    """
+    if not folder.config.is_file():
+        raise FileNotFoundError(f"{folder.root} is not a run folder (no config.yaml)")
+    tree = yaml.safe_load(folder.config.read_text())
+    if with_evaluation and tree.get("evaluation") is None:
+        tree["evaluation"] = {}
+    config = parse_config(tree, str(folder.config), overrides)
+    game, _, initial = initial_state(config)
+    restored = checkpoint.restore_latest(folder.checkpoints, initial)
+    if restored is None:
+        raise FileNotFoundError(f"{folder.root} has no usable checkpoint")
+    iteration, state, _ = restored
+    return config, game, state, iteration
+
+
+def evaluate_saved(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
+                   tag: str | None = None) -> dict:
+    """``mfg eval``: the comparison of a finished (or checkpointed) run's policy, with overrides
+    of the ``evaluation`` section (e.g. ``evaluation.num_functions=100000``)."""
+    folder = RunFolder(run_dir)
+    config, game, state, iteration = restore_policy(folder, overrides, with_evaluation=True)
+    folder.log(f"mfg eval: policy of iteration {iteration}")
+    return evaluate_run(folder, config, game, state.policy, progress, tag)
 
 
 def _tensorboard_writer(folder: RunFolder, start_iteration: int):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Trace", "TraceFormatError", "read_trace", "write_trace", "generate", "SAMPLE_DIR",
-           "TRIGGERS", "MINUTES", "invocation_file", "duration_file", "memory_file"]
+           "TRIGGERS", "MINUTES", "generate_functions", "invocation_file", "duration_file", "memory_file"]
 
 MINUTES = 1440
 TRIGGERS = ("http", "timer", "event", "queue", "storage", "orchestration", "others")
@@ -248,3 +248,24 @@ def generate(num_apps: int = 100, seed: int = 0) -> Trace:
             [-2.33, -1.64, -0.67, 0.0, 0.67, 1.64, 2.33, 3.0])))])
     return Trace(np.array(owners), np.array(apps), np.array(functions), np.array(triggers),
                  np.array(counts, dtype=np.int64), np.array(durations, dtype=np.float64), memory)
+
+
+def generate_functions(num_functions: int, seed: int = 0) -> Trace:
+    """A synthetic day (``generate``) with exactly ``num_functions`` invoked functions.
+
+    Apps are drawn until enough functions have at least one invocation; the first
+    ``num_functions`` of those are kept (idle functions are dropped, as a cluster hosting
+    the day would not see them).
+    """
+    if num_functions < 1:
+        raise ValueError(f"num_functions must be a positive int, got {num_functions}.")
+    num_apps = max(1, int(num_functions / 2.4))
+    while True:
+        trace = generate(num_apps, seed)
+        active = np.flatnonzero(trace.invocations.sum(1) > 0)
+        if active.size >= num_functions:
+            keep = active[:num_functions]
+            return Trace(trace.owners[keep], trace.apps[keep], trace.functions[keep], trace.triggers[keep],
+                         trace.invocations[keep], trace.durations[keep],
+                         {a: m for a, m in trace.memory.items() if a in set(trace.apps[keep])})
+        num_apps = int(num_apps * 1.3) + 1

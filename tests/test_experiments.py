@@ -186,18 +186,48 @@ def test_a_tampered_manifest_or_newer_format_is_rejected(tmp_path):
     np.testing.assert_array_equal(restored["x"], state["x"])
 
 
-def test_default_run_writes_the_run_folder_with_plots(tmp_path, capsys):
-    assert main(["run", "--set", "run.iterations=100", "--out", str(tmp_path), "--no-progress"]) == 0
+SMALL_EVALUATION = ["evaluation.num_functions=40", "evaluation.pool_functions=60", "evaluation.minutes=90", "evaluation.seeds=2",
+                    "evaluation.q_learning_days=1", "evaluation.static_containers=[2]",
+                    "evaluation.hpa_target_utilization=[0.7]", "evaluation.kpa_target_concurrency=[0.5, 1.0]"]
+
+
+def test_default_run_trains_evaluates_and_writes_the_run_folder(tmp_path, capsys):
+    """`mfg run` (shortened): NAC on the serverless game, then the comparison with every baseline."""
+    overrides = ["run.iterations=20", "run.chunk_size=10"] + SMALL_EVALUATION
+    assert main(["run", *[x for o in overrides for x in ("--set", o)], "--out", str(tmp_path), "--no-progress"]) == 0
     run_dir = tmp_path / "default"
     folder = RunFolder(run_dir)
-    for path in (folder.config, folder.metrics, folder.summary, folder.log_file, folder.plots / "convergence.png"):
+    for path in (folder.config, folder.metrics, folder.summary, folder.log_file, folder.plots / "convergence.png",
+                 folder.plots / "latency_cdf.png", folder.plots / "slo_vs_cpu.png", folder.plots / "pressure.png",
+                 run_dir / "evaluation" / "table.md", run_dir / "evaluation" / "per_function.csv"):
         assert path.is_file(), path
-    records = read_metrics(folder.metrics)
-    assert len(records) == 100 and len(records[0]["exploitability"]) == 4  # 4 seeds
+    assert len(read_metrics(folder.metrics)) == 20
     summary = json.loads(folder.summary.read_text())
-    assert summary["iterations"] == 100 and max(summary["final"]["exploitability"]) < 0.1
+    assert summary["iterations"] == 20 and set(summary["evaluation"]) == {"vs HPA", "vs KPA", "vs Independent RL"}
+    evaluation = json.loads((run_dir / "evaluation" / "summary.json").read_text())
+    assert set(evaluation["policies"]) == {"MFG-NAC", "Independent RL", "Static (2 containers)", "HPA (target 0.7)",
+                                          "KPA (target 0.5)", "KPA (target 1)", "Q-learning (KPA target)"}
+    for metrics in evaluation["policies"].values():
+        assert 0 <= metrics["slo_violation_rate"]["mean"] <= 1 and metrics["allocated_cpu"]["mean"] >= 0.125
+        assert metrics["p50_latency"]["mean"] <= metrics["p99_latency"]["mean"]
+    table = (run_dir / "evaluation" / "table.md").read_text()
+    assert table.count("\n| ") == 1 + len(evaluation["policies"]) and "Targets:" in table
     assert "run folder:" in capsys.readouterr().out
     assert main(["plot", str(run_dir)]) == 0
+    # mfg eval: the saved policy again, on another population size, into its own folder.
+    assert main(["eval", str(run_dir), "--set", "evaluation.num_functions=60", "--set", "evaluation.seeds=1",
+                 "--set", "evaluation.independent=false", "--tag", "n60", "--no-progress"]) == 0
+    again = json.loads((run_dir / "evaluation-n60" / "summary.json").read_text())
+    assert again["num_functions"] == 60 and "Independent RL" not in again["policies"]
+    assert (run_dir / "evaluation-n60" / "plots" / "slo_vs_cpu.png").is_file()
+
+
+def test_evaluation_needs_the_serverless_game():
+    with pytest.raises(ConfigError, match="evaluation.*needs game 'serverless', got 'beach_bar'"):
+        parse_config({**VALID, "evaluation": {}}, "test")
+    with pytest.raises(ConfigError, match="hpa_target_utilization values must lie in"):
+        parse_config({**VALID, "game": {"name": "serverless"}, "evaluation": {"hpa_target_utilization": [1.5]}},
+                     "test")
 
 
 def test_tensorboard_scalars_are_written_when_asked(tmp_path):
