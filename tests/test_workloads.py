@@ -94,3 +94,11 @@ def test_generator_daily_cycle_durations_and_burstiness(big):
     timers = busy & (big.triggers == "timer")
     others = busy & (big.triggers != "timer")
     assert np.median(cv[timers]) < 0.05 and np.median(cv[others]) > 1.0
+
+
+def test_generate_functions_keeps_exactly_the_requested_invoked_functions():
+    from mfg.workloads import generate_functions
+
+    trace = generate_functions(50, seed=4)
+    assert trace.num_functions == 50 and np.all(trace.invocations.sum(1) > 0)
+    assert set(trace.memory) <= set(trace.apps)
