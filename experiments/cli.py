@@ -73,27 +73,30 @@ def cmd_resume(args) -> int:
     return _summary(Path(run_dir))
 
 
-def cmd_eval(args) -> int:
+def _or_exit(what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a missing run folder or checkpoint, or a bad config or
+    value, ends the program with one line naming ``what`` and the reason."""
     from experiments.config import ConfigError
-    from experiments.runner import evaluate_saved
 
     try:
-        summary = evaluate_saved(args.run_dir, args.set, progress=not args.no_progress, tag=args.tag)
+        return fn(*args, **kwargs)
     except (FileNotFoundError, ConfigError, ValueError) as err:
-        raise SystemExit(f"cannot evaluate {args.run_dir}: {err}")
+        raise SystemExit(f"cannot {what}: {err}")
+
+
+def cmd_eval(args) -> int:
+    from experiments.runner import evaluate_saved
+
+    summary = _or_exit(f"evaluate {args.run_dir}", evaluate_saved, args.run_dir, args.set,
+                       progress=not args.no_progress, tag=args.tag)
     print(json.dumps({"targets": summary["targets"], "seconds": summary["seconds"]}, indent=1))
     return 0
 
 
 def cmd_export(args) -> int:
-    from experiments.config import ConfigError
     from experiments.export import export_run
 
-    try:
-        path = export_run(args.run_dir, args.out)
-    except (FileNotFoundError, ConfigError, ValueError) as err:
-        raise SystemExit(f"cannot export {args.run_dir}: {err}")
-    print(path)
+    print(_or_exit(f"export {args.run_dir}", export_run, args.run_dir, args.out))
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import mfg_policy
-from experiments.runner import RunFolder, restore_policy
+from experiments.runner import RunFolder, read_metrics, restore_policy
 
 __all__ = ["export_run"]
 
@@ -56,8 +56,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     else:
         observation = {"kind": "state_index", "num_states": game.num_states}
         actions = [f"action {a}" for a in range(game.num_actions)]
-    records = (folder.metrics.read_text().strip().splitlines() if folder.metrics.is_file() else [])
-    final = {k: v for k, v in json.loads(records[-1]).items() if k != "iteration"} if records else {}
+    records = read_metrics(folder.metrics) if folder.metrics.is_file() else []
+    final = {k: v for k, v in records[-1].items() if k != "iteration"} if records else {}
     target = Path(out) if out is not None else folder.root / "policy"
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)

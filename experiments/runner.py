@@ -58,7 +58,7 @@ class RunFolder:
             f.write(f"{stamp} {message}\n")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w") as f:
         f.write(text)
@@ -119,7 +119,7 @@ def _truncate_metrics(path: Path, iterations: int) -> None:
     if len(keep) < iterations:
         raise RuntimeError(f"{path} has {len(keep)} complete records, the checkpoint is at iteration "
                            f"{iterations}: the metrics file was damaged")
-    _atomic_write(path, "".join(keep))
+    atomic_write(path, "".join(keep))
 
 
 def start(config: ExperimentConfig, output_dir: str | None = None, progress: bool = True) -> Path:
@@ -131,7 +131,7 @@ def start(config: ExperimentConfig, output_dir: str | None = None, progress: boo
         root = parent / f"{config.name}-{stamp}"
     root.mkdir(parents=True, exist_ok=True)
     folder = RunFolder(root)
-    _atomic_write(folder.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    atomic_write(folder.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     folder.log(f"created run folder for experiment {config.name!r}")
     execute(folder, config, resume=False, progress=progress)
     return root
@@ -223,13 +223,13 @@ def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress:
         if records else None,
         "seconds_this_session": round(time.perf_counter() - start_time, 3),
     }
-    _atomic_write(folder.summary, json.dumps(summary, indent=1))
+    atomic_write(folder.summary, json.dumps(summary, indent=1))
     folder.log(f"finished at iteration {iterations}; final exploitability {summary['final'].get('exploitability')}")
     if config.output.plots and records:
         make_plots(folder, records, config)
     if config.evaluation is not None:
         summary["evaluation"] = evaluate_run(folder, config, game, result.state.policy, progress)["targets"]
-        _atomic_write(folder.summary, json.dumps(summary, indent=1))
+        atomic_write(folder.summary, json.dumps(summary, indent=1))
     return summary
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import inspect
+import io
 import json
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from mfg.cluster import ClusterModel, fit_rates_to_cluster
 from mfg.evaluation import METRICS, PolicyEvaluation, evaluate
 from mfg.games.serverless import cluster_model_of, serverless
 from mfg.particles import TraceLoad, simulate
+from experiments.runner import atomic_write
 from mfg.workloads import generate_functions, read_trace
 
 __all__ = ["compare", "build_loads", "load_edges", "independent_policy", "train_q_learning", "target_verdicts"]
@@ -195,8 +197,8 @@ def compare(config, policy: np.ndarray, game, out: Path, plots: Path,
                      for name, r in results.items()},
         "targets": verdicts,
     }
-    _write_json(out / "summary.json", summary)
-    (out / "table.md").write_text(markdown_table(results, verdicts, evaluation))
+    atomic_write(out / "summary.json", json.dumps(summary, indent=1))
+    atomic_write(out / "table.md", markdown_table(results, verdicts, evaluation))
     _write_per_function(out / "per_function.csv", results)
     from experiments.plots import plot_latency_cdf, plot_pressure, plot_slo_vs_cpu
 
@@ -207,12 +209,6 @@ def compare(config, policy: np.ndarray, game, out: Path, plots: Path,
     log(f"evaluation: {len(policies)} policies x {evaluation.seeds} seeds x {evaluation.num_functions} functions "
         f"in {seconds:.1f} s; wrote {out}")
     return summary
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 UNITS = {"mean_latency": "s", "p50_latency": "s", "p99_latency": "s", "slo_violation_rate": "",
@@ -250,13 +246,12 @@ def markdown_table(results: dict[str, PolicyEvaluation], verdicts: dict, evaluat
 
 
 def _write_per_function(path: Path, results: dict[str, PolicyEvaluation]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        names = ["requests"] + list(METRICS)
-        writer.writerow(["policy", "function"] + names)
-        for name, result in results.items():
-            per = result.runs[0]["per_function"]
-            for i in range(len(per["requests"])):
-                writer.writerow([name, i] + [f"{float(per[m][i]):.6g}" for m in names])
-    tmp.replace(path)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    names = ["requests"] + list(METRICS)
+    writer.writerow(["policy", "function"] + names)
+    for name, result in results.items():
+        per = result.runs[0]["per_function"]
+        for i in range(len(per["requests"])):
+            writer.writerow([name, i] + [f"{float(per[m][i]):.6g}" for m in names])
+    atomic_write(path, text.getvalue())

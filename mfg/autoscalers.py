@@ -41,7 +41,7 @@ from mfg.games.serverless import apply_moves, load_bin, state_index
 from mfg.particles import Decision, Observation
 
 __all__ = ["StaticPolicy", "HorizontalAutoscaler", "ConcurrencyAutoscaler", "QLearningAutoscaler",
-           "TabularPolicy"]
+           "TabularPolicy", "kpa_scale"]
 
 
 def _pytree(data, meta=()):
@@ -53,6 +53,22 @@ def _pytree(data, meta=()):
 
 def _no_move(observation: Observation) -> jax.Array:
     return jnp.zeros(observation.rate.shape, bool)
+
+
+def kpa_scale(stable_concurrency, panic_concurrency, target, containers, panic_left, panic_threshold,
+              stable_steps: int):
+    """The KPA rule: (desired containers, steps of panic left).
+
+    desired = ceil(stable concurrency / target), except in panic: the panic estimate
+    reaching ``panic_threshold`` x the current size starts (or extends) a panic of
+    ``stable_steps`` steps, during which the size only grows, to ceil(panic / target).
+    """
+    desired_stable = jnp.ceil(stable_concurrency / target).astype(jnp.int32)
+    desired_panic = jnp.ceil(panic_concurrency / target).astype(jnp.int32)
+    panic = desired_panic >= panic_threshold * containers
+    panic_left = jnp.where(panic, stable_steps, jnp.maximum(panic_left - 1, 0))
+    desired = jnp.where(panic_left > 0, jnp.maximum(containers, desired_panic), desired_stable)
+    return jnp.maximum(desired, 1), panic_left
 
 
 @_pytree(data=["containers", "cpu_steps"])
@@ -123,14 +139,11 @@ class ConcurrencyAutoscaler:
         n = observation.containers
         history = history.at[t % self.stable_steps].set(observation.concurrency.astype(history.dtype))
         filled = jnp.minimum(t + 1, self.stable_steps)
-        stable = history.sum(axis=0) / filled
-        desired_stable = jnp.ceil(stable / self.target_concurrency).astype(jnp.int32)
-        desired_panic = jnp.ceil(observation.concurrency / self.target_concurrency).astype(jnp.int32)
-        panic = desired_panic >= self.panic_threshold * n
-        panic_left = jnp.where(panic, self.stable_steps, jnp.maximum(panic_left - 1, 0))
-        desired = jnp.where(panic_left > 0, jnp.maximum(n, desired_panic), desired_stable)
+        desired, panic_left = kpa_scale(history.sum(axis=0) / filled, observation.concurrency,
+                                        self.target_concurrency, n, panic_left, self.panic_threshold,
+                                        self.stable_steps)
         cpu = jnp.full(n.shape, self.cpu_steps, jnp.int32)
-        return Decision(jnp.maximum(desired, 1), cpu, _no_move(observation)), (history, t + 1, panic_left)
+        return Decision(desired, cpu, _no_move(observation)), (history, t + 1, panic_left)
 
 
 @_pytree(data=["q_values", "edges", "targets", "learning_rate", "discount", "exploration", "panic_threshold",
@@ -187,12 +200,11 @@ class QLearningAutoscaler:
         action = jnp.where(jax.random.uniform(explore_key, greedy.shape) < self.exploration, random, greedy)
         target = self.targets[action]
         n = observation.containers
-        desired = jnp.ceil(observation.concurrency / target).astype(jnp.int32)
-        panic = desired >= self.panic_threshold * n
-        panic_left = jnp.where(panic, 1, jnp.maximum(panic_left - 1, 0))
-        desired = jnp.where(panic_left > 0, jnp.maximum(n, desired), desired)
+        # A one-step stable window (60 s): the current minute is both estimates.
+        desired, panic_left = kpa_scale(observation.concurrency, observation.concurrency, target, n, panic_left,
+                                        self.panic_threshold, 1)
         cpu = jnp.full(n.shape, self.cpu_steps, jnp.int32)
-        return (Decision(jnp.maximum(desired, 1), cpu, _no_move(observation)),
+        return (Decision(desired, cpu, _no_move(observation)),
                 (q, s, action.astype(jnp.int32), jnp.bool_(True), panic_left))
 
 

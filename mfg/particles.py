@@ -39,6 +39,7 @@ from jax import lax
 from mfg.cluster import (ClusterModel, P99Table, cpu_pressure, cpu_utilization, function_reward, service_rate,
                          wait_probability)
 from mfg.games.serverless import IN, NONE, OUT
+from mfg.queueing import survival_given_wait
 
 __all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate",
            "latency_edges", "STEP_SECONDS"]
@@ -177,15 +178,14 @@ def _move_direction(n, c, n_next, c_next):
 
 
 def _survival(t, n, lam, mu, wait):
-    """P(T > t) of the M/M/n response time given Erlang C ``wait``; t broadcasts over a last axis."""
-    theta = (n * mu - lam)[..., None]
-    mu_, wait_ = mu[..., None], wait[..., None]
-    t = jnp.maximum(t, 0.0)
-    close = jnp.abs(theta - mu_) <= 1e-9 * mu_
-    gap = jnp.where(close, 1.0, theta - mu_)
-    both = jnp.where(close, (1 + mu_ * t) * jnp.exp(-mu_ * t),
-                     (theta * jnp.exp(-mu_ * t) - mu_ * jnp.exp(-jnp.maximum(theta, 0.0) * t)) / gap)
-    return jnp.clip((1 - wait_) * jnp.exp(-mu_ * t) + wait_ * both, 0.0, 1.0)
+    """P(T > t) per function [N] at the times ``t`` [N, K] (Erlang C ``wait`` computed once)."""
+    return survival_given_wait(t, n[:, None], lam[:, None], mu[:, None], wait[:, None])
+
+
+def _mean_response(n, lam, mu, wait, timeout):
+    """E[T] = C / (n mu - lam) + 1 / mu, or the timeout for an unstable queue."""
+    stable = lam < n * mu
+    return jnp.where(stable, wait / jnp.where(stable, n * mu - lam, 1.0) + 1 / mu, timeout)
 
 
 def simulate(model: ClusterModel, load: TraceLoad | MarkovLoad, policy: Any, key: jax.Array, *, num_steps: int | None = None,
@@ -234,10 +234,7 @@ def _simulate(model, load, policy, key, num_steps, n0, c0, edges, table, dtype):
         lam = load.rate(load_state, t).astype(dtype)
         pressure = cpu_pressure(model, jnp.mean(n * c) * model.cpu_step).astype(dtype)
         mu_now = service_rate(model, c.astype(dtype), pressure)
-        stable_now = lam < n * mu_now
-        wait_now = wait_probability(model, n, lam, mu_now)
-        mean_t_now = jnp.where(stable_now, wait_now / jnp.where(stable_now, n * mu_now - lam, 1.0) + 1 / mu_now,
-                               model.timeout)
+        mean_t_now = _mean_response(n, lam, mu_now, wait_probability(model, n, lam, mu_now), model.timeout)
         observation = Observation(
             rate=lam, containers=n, cpu_steps=c, last_move=m,
             utilization=cpu_utilization(model, lam, n, c.astype(dtype), pressure), concurrency=lam * jnp.minimum(mean_t_now, model.timeout),
@@ -258,7 +255,7 @@ def _simulate(model, load, policy, key, num_steps, n0, c0, edges, table, dtype):
                            reward + jnp.where(reverses, model.oscillation_penalty, 0.0))
         stable = lam < n_next * mu
         wait = wait_probability(model, n_next, lam, mu)
-        mean_t = wait / jnp.where(stable, n_next * mu - lam, 1.0) + 1 / mu
+        mean_t = _mean_response(n_next, lam, mu, wait, model.timeout)
         requests = lam * dt
         cold = jnp.minimum(added, requests)                        # requests that met a cold container
         warm = requests - cold

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["erlang_c", "mean_wait", "mean_response_time", "response_time_survival",
+__all__ = ["erlang_c", "mean_wait", "mean_response_time", "response_time_survival", "survival_given_wait",
            "response_time_quantile"]
 
 
@@ -59,18 +59,29 @@ def mean_response_time(servers, arrival_rate, service_rate, max_servers: int = 6
     return mean_wait(servers, arrival_rate, service_rate, max_servers) + 1.0 / jnp.asarray(service_rate)
 
 
-def response_time_survival(t, servers, arrival_rate, service_rate, max_servers: int = 64) -> jax.Array:
-    """P(T > t) for the M/M/c response time (see the module docstring)."""
-    lam, mu = jnp.asarray(arrival_rate), jnp.asarray(service_rate)
-    c = jnp.asarray(servers)
+def survival_given_wait(t, servers, arrival_rate, service_rate, wait_probability) -> jax.Array:
+    """P(T > t) of the M/M/c response time for a known Erlang C (all arguments broadcast).
+
+    Lets a caller that needs the tail at many t (a histogram) compute Erlang C once.
+    Valid for a stable queue (c mu > lam); t < 0 gives 1.
+    """
+    lam, mu, c = jnp.asarray(arrival_rate), jnp.asarray(service_rate), jnp.asarray(servers)
+    t = jnp.maximum(t, 0.0)
     theta = c * mu - lam
-    wait_probability = erlang_c(c, lam / mu, max_servers)
     close = jnp.abs(theta - mu) <= 1e-9 * mu
     safe_gap = jnp.where(close, 1.0, theta - mu)
     both = jnp.where(close, (1 + mu * t) * jnp.exp(-mu * t),
                      (theta * jnp.exp(-mu * t) - mu * jnp.exp(-jnp.maximum(theta, 0.0) * t)) / safe_gap)
     survival = (1 - wait_probability) * jnp.exp(-mu * t) + wait_probability * both
-    return jnp.where(theta > 0, jnp.clip(survival, 0.0, 1.0), 1.0)
+    return jnp.clip(survival, 0.0, 1.0)
+
+
+def response_time_survival(t, servers, arrival_rate, service_rate, max_servers: int = 64) -> jax.Array:
+    """P(T > t) for the M/M/c response time (see the module docstring)."""
+    lam, mu = jnp.asarray(arrival_rate), jnp.asarray(service_rate)
+    c = jnp.asarray(servers)
+    survival = survival_given_wait(t, c, lam, mu, erlang_c(c, lam / mu, max_servers))
+    return jnp.where(c * mu - lam > 0, survival, 1.0)
 
 
 def response_time_quantile(q, servers, arrival_rate, service_rate, max_servers: int = 64,
