@@ -4,6 +4,7 @@
     mfg resume RUN_DIR
     mfg eval RUN_DIR [--set evaluation.key=value ...] [--tag NAME]
     mfg export RUN_DIR [--out DIR]
+    mfg serve --platform P (--policy DIR | --autoscaler A) (--prometheus URL | --observations FILE) ...
     mfg plot RUN_DIR
     mfg list
 
@@ -100,6 +101,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from experiments.serve import serve
+    from mfg.adapters import AdapterError
+
+    try:
+        return serve(args)
+    except (ValueError, AdapterError, OSError) as err:     # mfg_policy.PolicyFormatError is a ValueError
+        raise SystemExit(f"cannot serve: {err}")
+
+
 def cmd_plot(args) -> int:
     from experiments.config import load_config
     from experiments.runner import RunFolder, make_plots, read_metrics
@@ -164,6 +175,12 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--out", help="policy folder to write (default: RUN_DIR/policy)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("serve", help="the control loop: observe, decide with a policy or autoscaler, apply to a "
+                                     "platform (docs/deploy.md)")
+    from experiments.serve import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("plot", help="(re)draw the plots of a run folder")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_plot)

@@ -45,12 +45,13 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                          f"(a finite-horizon game's policy depends on time)")
     if game.name == "serverless":
         from experiments.serverless import load_edges
-        from mfg.games.serverless import ACTIONS, cluster_model_of
+        from mfg.games.serverless import ACTIONS, MOVES, cluster_model_of
 
         model = cluster_model_of(game)
         observation = {"kind": "serverless", "fields": ["arrival_rate", "containers", "cpu_steps", "last_move"],
                        "load_bin_edges": load_edges(game).tolist(), "max_containers": model.max_containers,
-                       "max_cpu_steps": model.max_cpu_steps,
+                       "max_cpu_steps": model.max_cpu_steps, "cpu_step_cores": model.cpu_step,
+                       "moves": MOVES[:, :2].tolist(),
                        "normalization": "rate binned by log-rate edges; containers, cpu steps clipped to bounds"}
         actions = list(ACTIONS)
     else:

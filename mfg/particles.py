@@ -41,8 +41,8 @@ from mfg.cluster import (ClusterModel, P99Table, cpu_pressure, cpu_utilization, 
 from mfg.games.serverless import IN, NONE, OUT
 from mfg.queueing import survival_given_wait
 
-__all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate",
-           "latency_edges", "STEP_SECONDS"]
+__all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate", "observe", "serve",
+           "zero_accumulators", "accumulate", "latency_edges", "STEP_SECONDS"]
 
 STEP_SECONDS = 60.0
 
@@ -220,11 +220,94 @@ def simulate(model: ClusterModel, load: TraceLoad | MarkovLoad, policy: Any, key
                      edges, table, jnp.dtype(dtype))
 
 
+def observe(model: ClusterModel, table: P99Table, lam, n, c, m, last_reward, dtype=jnp.float32) -> Observation:
+    """What every function sees at the start of a minute (arrays [N]; see ``Observation``)."""
+    pressure = cpu_pressure(model, jnp.mean(n * c) * model.cpu_step).astype(dtype)
+    mu_now = service_rate(model, c.astype(dtype), pressure)
+    mean_t_now = _mean_response(n, lam, mu_now, wait_probability(model, n, lam, mu_now), model.timeout)
+    return Observation(
+        rate=lam, containers=n, cpu_steps=c, last_move=m,
+        utilization=cpu_utilization(model, lam, n, c.astype(dtype), pressure),
+        concurrency=lam * jnp.minimum(mean_t_now, model.timeout),
+        p99=table(n, lam, mu_now), reward=last_reward, pressure=pressure)
+
+
+def serve(model: ClusterModel, table: P99Table, edges: jax.Array, observation: Observation, decision: Decision,
+          dtype=jnp.float32):
+    """Serve one minute with the decided allocation.
+
+    It returns the tuple ``(n_next, c_next, m_next, reward, per_step, histogram, series)``:
+    the new allocation and last move, the reward [N], the per-function sums of the minute
+    (``ParticleResult`` keys) and its latency histogram [N, B + 1], and the minute's
+    cluster series.
+
+    Args:
+      observation: the minute's ``observe`` (rate, allocation before the decision, pressure).
+      decision: target containers and CPU steps ([N], clamped here to the model's bounds).
+    """
+    lam, n, c, m, pressure = (observation.rate, observation.containers, observation.cpu_steps,
+                              observation.last_move, observation.pressure)
+    dt = STEP_SECONDS
+    n_next = jnp.clip(decision.containers, 1, model.max_containers).astype(jnp.int32)
+    c_next = jnp.clip(decision.cpu_steps, 1, model.max_cpu_steps).astype(jnp.int32)
+    direction = _move_direction(n, c, n_next, c_next)
+    reverses = ((m == OUT) & (direction == IN)) | ((m == IN) & (direction == OUT))
+    m_next = jnp.where(direction == NONE, m, direction)
+
+    mu = service_rate(model, c_next.astype(dtype), pressure)
+    added = jnp.maximum(n_next - n, 0).astype(dtype)
+    p99 = table(n_next, lam, mu)
+    reward = function_reward(model, lam, n_next, c_next.astype(dtype), pressure, p99, (added > 0).astype(dtype))
+    reward = jnp.where(decision.illegal, model.illegal_penalty,
+                       reward + jnp.where(reverses, model.oscillation_penalty, 0.0))
+    stable = lam < n_next * mu
+    wait = wait_probability(model, n_next, lam, mu)
+    mean_t = _mean_response(n_next, lam, mu, wait, model.timeout)
+    requests = lam * dt
+    cold = jnp.minimum(added, requests)                        # requests that met a cold container
+    warm = requests - cold
+    shifted = jnp.stack([jnp.full_like(lam, model.slo), jnp.full_like(lam, model.slo - model.cold_start)], -1)
+    slo_tail = _survival(shifted, n_next, lam, mu, wait)        # [N, 2]
+    violations = jnp.where(stable, warm * slo_tail[:, 0] + cold * slo_tail[:, 1], requests)
+    latency_sum = jnp.where(stable, requests * mean_t + cold * model.cold_start, requests * model.timeout)
+    cdf_warm = 1 - _survival(edges[None, :], n_next, lam, mu, wait)
+    cdf_cold = 1 - _survival(edges[None, :] - model.cold_start, n_next, lam, mu, wait)
+    cdf = warm[:, None] * cdf_warm + cold[:, None] * cdf_cold    # [N, B + 1] requests below each edge
+    in_bins = jnp.diff(cdf, axis=1, prepend=jnp.zeros_like(cdf[:, :1]))
+    histogram = jnp.concatenate([in_bins, (requests - cdf[:, -1])[:, None]], axis=1)
+    histogram = jnp.where(stable[:, None], histogram, jnp.zeros_like(histogram).at[:, -1].set(requests))
+    allocated = (n_next * c_next).astype(dtype) * model.cpu_step
+    busy = allocated * cpu_utilization(model, lam, n_next, c_next.astype(dtype), pressure)   # cores used
+    per_step = {
+        "requests": requests, "violations": violations, "latency_sum": latency_sum,
+        "allocated": allocated, "busy": busy, "cold_starts": added, "reward": reward,
+        "illegal": decision.illegal.astype(dtype), "oscillations": reverses.astype(dtype),
+    }
+    series = {"pressure": pressure, "allocated": jnp.mean(allocated), "violations": jnp.sum(violations),
+              "requests": jnp.sum(requests), "reward": jnp.mean(reward),
+              "containers": jnp.mean(n_next.astype(dtype)), "cpu_steps": jnp.mean(c_next.astype(dtype))}
+    return n_next, c_next, m_next, reward, per_step, histogram, series
+
+
+ACCUMULATORS = ("requests", "violations", "latency_sum", "allocated", "busy", "cold_starts", "reward", "illegal",
+                "oscillations")
+
+
+def zero_accumulators(num_functions: int, num_edges: int, dtype=jnp.float32) -> dict:
+    """Per-function sums at the start of an episode (``ParticleResult.per_function``)."""
+    acc = {k: jnp.zeros((num_functions,), dtype) for k in ACCUMULATORS}
+    acc["histogram"] = jnp.zeros((num_functions, num_edges + 1), dtype)
+    return acc
+
+
+def accumulate(acc: dict, per_step: dict, histogram: jax.Array) -> dict:
+    return {k: acc[k] + per_step[k] for k in ACCUMULATORS} | {"histogram": acc["histogram"] + histogram}
+
+
 @functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8, 9))
 def _simulate(model, load, policy, key, num_steps, n0, c0, edges, table, dtype):
     N = load.num_functions
     edges = jnp.asarray(edges, dtype)
-    dt = STEP_SECONDS
     load_key, policy_key, run_key = jax.random.split(key, 3)
 
     def step(carry, t):
@@ -232,63 +315,15 @@ def _simulate(model, load, policy, key, num_steps, n0, c0, edges, table, dtype):
         step_key = jax.random.fold_in(run_key, t)
         decide_key, load_key_t = jax.random.split(step_key)
         lam = load.rate(load_state, t).astype(dtype)
-        pressure = cpu_pressure(model, jnp.mean(n * c) * model.cpu_step).astype(dtype)
-        mu_now = service_rate(model, c.astype(dtype), pressure)
-        mean_t_now = _mean_response(n, lam, mu_now, wait_probability(model, n, lam, mu_now), model.timeout)
-        observation = Observation(
-            rate=lam, containers=n, cpu_steps=c, last_move=m,
-            utilization=cpu_utilization(model, lam, n, c.astype(dtype), pressure), concurrency=lam * jnp.minimum(mean_t_now, model.timeout),
-            p99=table(n, lam, mu_now), reward=last_reward, pressure=pressure)
+        observation = observe(model, table, lam, n, c, m, last_reward, dtype)
         decision, policy_state = policy.decide(policy_state, observation, decide_key)
-        n_next = jnp.clip(decision.containers, 1, model.max_containers).astype(jnp.int32)
-        c_next = jnp.clip(decision.cpu_steps, 1, model.max_cpu_steps).astype(jnp.int32)
-        direction = _move_direction(n, c, n_next, c_next)
-        reverses = ((m == OUT) & (direction == IN)) | ((m == IN) & (direction == OUT))
-        m_next = jnp.where(direction == NONE, m, direction)
-
-        # ---- the minute, served with the new allocation
-        mu = service_rate(model, c_next.astype(dtype), pressure)
-        added = jnp.maximum(n_next - n, 0).astype(dtype)
-        p99 = table(n_next, lam, mu)
-        reward = function_reward(model, lam, n_next, c_next.astype(dtype), pressure, p99, (added > 0).astype(dtype))
-        reward = jnp.where(decision.illegal, model.illegal_penalty,
-                           reward + jnp.where(reverses, model.oscillation_penalty, 0.0))
-        stable = lam < n_next * mu
-        wait = wait_probability(model, n_next, lam, mu)
-        mean_t = _mean_response(n_next, lam, mu, wait, model.timeout)
-        requests = lam * dt
-        cold = jnp.minimum(added, requests)                        # requests that met a cold container
-        warm = requests - cold
-        shifted = jnp.stack([jnp.full_like(lam, model.slo), jnp.full_like(lam, model.slo - model.cold_start)], -1)
-        slo_tail = _survival(shifted, n_next, lam, mu, wait)        # [N, 2]
-        violations = jnp.where(stable, warm * slo_tail[:, 0] + cold * slo_tail[:, 1], requests)
-        latency_sum = jnp.where(stable, requests * mean_t + cold * model.cold_start, requests * model.timeout)
-        cdf_warm = 1 - _survival(edges[None, :], n_next, lam, mu, wait)
-        cdf_cold = 1 - _survival(edges[None, :] - model.cold_start, n_next, lam, mu, wait)
-        cdf = warm[:, None] * cdf_warm + cold[:, None] * cdf_cold    # [N, B + 1] requests below each edge
-        in_bins = jnp.diff(cdf, axis=1, prepend=jnp.zeros_like(cdf[:, :1]))
-        histogram = jnp.concatenate([in_bins, (requests - cdf[:, -1])[:, None]], axis=1)
-        histogram = jnp.where(stable[:, None], histogram,
-                              jnp.zeros_like(histogram).at[:, -1].set(requests))
-        allocated = (n_next * c_next).astype(dtype) * model.cpu_step
-        busy = allocated * cpu_utilization(model, lam, n_next, c_next.astype(dtype), pressure)   # cores used
-        per_step = {
-            "requests": requests, "violations": violations, "latency_sum": latency_sum,
-            "allocated": allocated, "busy": busy, "cold_starts": added, "reward": reward,
-            "illegal": decision.illegal.astype(dtype), "oscillations": reverses.astype(dtype),
-        }
-        acc = {k: acc[k] + v for k, v in per_step.items()} | {"histogram": acc["histogram"] + histogram}
-        series = {"pressure": pressure, "allocated": jnp.mean(allocated), "violations": jnp.sum(violations),
-                  "requests": jnp.sum(requests), "reward": jnp.mean(reward),
-                  "containers": jnp.mean(n_next.astype(dtype)), "cpu_steps": jnp.mean(c_next.astype(dtype))}
+        n_next, c_next, m_next, reward, per_step, histogram, series = serve(model, table, edges, observation,
+                                                                            decision, dtype)
         load_state = load.advance(load_state, load_key_t)
-        return (n_next, c_next, m_next, load_state, policy_state, reward, acc), series
+        return (n_next, c_next, m_next, load_state, policy_state, reward, accumulate(acc, per_step, histogram)), series
 
-    zeros = jnp.zeros((N,), dtype)
-    acc = {k: zeros for k in ("requests", "violations", "latency_sum", "allocated", "busy", "cold_starts",
-                              "reward", "illegal", "oscillations")}
-    acc["histogram"] = jnp.zeros((N, edges.shape[0] + 1), dtype)
     carry = (jnp.full((N,), n0, jnp.int32), jnp.full((N,), c0, jnp.int32), jnp.full((N,), NONE, jnp.int32),
-             load.init(load_key), policy.init(N, policy_key), zeros, acc)
+             load.init(load_key), policy.init(N, policy_key), jnp.zeros((N,), dtype),
+             zero_accumulators(N, edges.shape[0], dtype))
     (_, _, _, _, policy_state, _, acc), series = lax.scan(step, carry, jnp.arange(num_steps))
     return ParticleResult(acc, series, policy_state)

@@ -18,7 +18,10 @@ Observation kinds (``manifest["observation"]["kind"]``):
   state_index   observation: int array [...] of state indices
   serverless    observation: float array [..., 4] = (arrival rate req/s, containers,
                 CPU steps, last move 0 none / 1 out / 2 in), discretized exactly as the
-                tabular serverless game does (log-rate bins, then the state index)
+                tabular serverless game does (log-rate bins, then the state index).
+                The spec also holds ``cpu_step_cores`` (cores per CPU step) and ``moves``
+                ([A, 2] change of containers and CPU steps per action), so that
+                ``next_allocation`` turns actions into targets.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REQUIRED = ("format", "format_version", "library", "game", "observation", "actions", "approximator", "training",
             "weights")
+SERVERLESS_FIELDS = ("load_bin_edges", "max_containers", "max_cpu_steps", "cpu_step_cores", "moves")
 _DTYPES = {"F64": np.float64, "F32": np.float32, "I64": np.int64, "I32": np.int32}
 
 
@@ -145,6 +149,23 @@ class ExportedPolicy:
         """pi(. | s) [..., A] for each observation."""
         return self.table[self.state_index(observation)]
 
+    def next_allocation(self, observation, action) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(containers, cpu_steps, illegal) after ``action`` from a serverless observation.
+
+        As in the game: an action that would leave 1..max_containers or 1..max_cpu_steps
+        changes nothing and is flagged ``illegal``.
+        """
+        if self.observation["kind"] != "serverless":
+            raise PolicyFormatError("next_allocation needs a serverless policy")
+        obs = np.asarray(observation)
+        moves = np.asarray(self.observation["moves"], np.int64)
+        n_max, c_max = self.observation["max_containers"], self.observation["max_cpu_steps"]
+        containers = np.clip(np.rint(obs[..., 1]).astype(np.int64), 1, n_max)
+        cpu = np.clip(np.rint(obs[..., 2]).astype(np.int64), 1, c_max)
+        n_next, c_next = containers + moves[action, 0], cpu + moves[action, 1]
+        illegal = (n_next < 1) | (n_next > n_max) | (c_next < 1) | (c_next > c_max)
+        return np.where(illegal, containers, n_next), np.where(illegal, cpu, c_next), illegal
+
     def act(self, observation, rng: np.random.Generator | None = None, greedy: bool = False) -> np.ndarray:
         """An action per observation: sampled from pi (``rng``) or its argmax (``greedy``)."""
         p = self.probabilities(observation)
@@ -185,6 +206,14 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
         raise PolicyFormatError(f"{folder}: weights file {manifest['weights']['file']!r} is missing")
     if sha256_of(weights) != manifest["weights"]["sha256"]:
         raise PolicyFormatError(f"{weights}: SHA-256 does not match the manifest (corrupted or altered)")
+    observation = manifest["observation"]
+    if observation.get("kind") == "serverless":
+        absent = [k for k in SERVERLESS_FIELDS if k not in observation]
+        if absent:
+            raise PolicyFormatError(f"{path}: the serverless observation spec lacks {absent}")
+        if np.asarray(observation["moves"]).shape != (len(manifest["actions"]), 2):
+            raise PolicyFormatError(f"{path}: observation.moves must be [{len(manifest['actions'])}, 2] "
+                                    f"(one (containers, cpu steps) change per action)")
     policy = ExportedPolicy(manifest, read_safetensors(weights))
     expected = manifest["approximator"].get("shape")
     if expected is not None and list(policy.table.shape) != list(expected):

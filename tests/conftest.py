@@ -31,3 +31,30 @@ def _release_compiled_programs():
     jax.clear_caches()
     if _memory_maps() > 40_000:  # pragma: no cover - diagnostic for the next reader
         print(f"\n[conftest] {_memory_maps()} memory maps after clearing JAX caches")
+
+
+@pytest.fixture(scope="session")
+def exported_serverless_run(tmp_path_factory):
+    """A short NAC run on a small serverless game (3 containers, 2 CPU steps) and its
+    exported policy: (run folder, policy folder).  Shared by the export and control-loop
+    tests, trained once per session."""
+    from experiments.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["run", "serverless_tabular", "--set", "run.iterations=10", "--set", "run.chunk_size=5",
+                 "--set", "game.params.max_containers=3", "--set", "game.params.max_cpu_steps=2",
+                 "--out", str(out), "--no-progress"]) == 0
+    run_dir = out / "serverless_tabular"
+    assert main(["export", str(run_dir)]) == 0
+    return run_dir, run_dir / "policy"
+
+
+@pytest.fixture
+def fake():
+    """A loopback server speaking the Kubernetes, Knative and OpenWhisk APIs (tests/fake_platforms.py)."""
+    from fake_platforms import FakePlatform
+
+    platform = FakePlatform()
+    platform.url = platform.start()
+    yield platform
+    platform.stop()

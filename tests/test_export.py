@@ -10,22 +10,15 @@ import numpy as np
 import pytest
 
 import mfg_policy
-from experiments.cli import main
 from experiments.runner import RunFolder, restore_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A short serverless run (NAC) and its export."""
-    out = tmp_path_factory.mktemp("runs")
-    assert main(["run", "serverless_tabular", "--set", "run.iterations=10", "--set", "run.chunk_size=5",
-                 "--set", "game.params.max_containers=3", "--set", "game.params.max_cpu_steps=2",
-                 "--out", str(out), "--no-progress"]) == 0
-    run_dir = out / "serverless_tabular"
-    assert main(["export", str(run_dir)]) == 0
-    return run_dir, run_dir / "policy"
+@pytest.fixture
+def exported(exported_serverless_run):
+    """A short serverless run (NAC) and its export (conftest.py)."""
+    return exported_serverless_run
 
 
 def test_manifest_describes_the_policy(exported):
@@ -34,6 +27,8 @@ def test_manifest_describes_the_policy(exported):
     assert manifest["format"] == "mfg-nac-policy" and manifest["format_version"] == 1
     assert manifest["game"]["name"] == "serverless" and manifest["training"]["iteration"] == 10
     assert manifest["actions"][1] == "+1 container" and manifest["observation"]["kind"] == "serverless"
+    assert manifest["observation"]["cpu_step_cores"] == 0.125
+    assert manifest["observation"]["moves"] == [[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]]
     assert {"jax", "numpy", "mfg-nac"} <= set(manifest["library"])
     assert "exploitability" in manifest["training"]["final_diagnostics"]
 
@@ -90,6 +85,13 @@ def test_loading_rejects_bad_folders(exported, tmp_path):
     (missing / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(mfg_policy.PolicyFormatError, match=r"missing field\(s\) \['actions'\]"):
         mfg_policy.load_policy(missing)
+
+    no_cpu_step = copy("no_cpu_step")
+    manifest = json.loads((no_cpu_step / "manifest.json").read_text())
+    del manifest["observation"]["cpu_step_cores"]
+    (no_cpu_step / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(mfg_policy.PolicyFormatError, match=r"serverless observation spec lacks \['cpu_step_cores'\]"):
+        mfg_policy.load_policy(no_cpu_step)
 
     policy = mfg_policy.load_policy(folder)
     with pytest.raises(mfg_policy.PolicyFormatError, match="4 values .* got shape \\(3,\\)"):
