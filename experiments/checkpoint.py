@@ -125,15 +125,20 @@ def save(directory: str | Path, iteration: int, state, metadata: dict[str, Any] 
     """Write ``state`` as checkpoint ``step_<iteration>`` atomically; keep the newest ``keep``."""
     import orbax.checkpoint as ocp
 
+    from solvers.sharding import is_main_process, to_host
+
     directory = Path(directory).absolute()
-    directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step_{iteration:08d}"
+    host = _to_host(to_host(state))      # gathered from every device and host (all processes call save)
+    if not is_main_process():            # process 0 writes; the others only took part in the gather
+        return final
+    directory.mkdir(parents=True, exist_ok=True)
     staging = directory / f".tmp-step_{iteration:08d}-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(staging / "state", _to_host(jax.device_get(state)))
+    checkpointer.save(staging / "state", host)
     checkpointer.wait_until_finished()
     checkpointer.close()
     manifest = {

@@ -97,6 +97,20 @@ class RunConfig(_Strict):
     stop_residual: float | None = Field(None, gt=0, description="stop once the mean-field residual <= this")
 
 
+class DevicesConfig(_Strict):
+    """Where the run executes (``solvers.sharding``; docs/scaling.md)."""
+
+    data: int | None = Field(None, gt=0, description="devices on the mesh's 'data' axis (default: all / seeds)")
+    seeds: int = Field(1, gt=0, description="devices on the mesh's 'seeds' axis (divides run.seeds)")
+    shard: list[Literal["states", "agents"]] = Field(["states", "agents"],
+                                                     description="axes split over 'data': the state axis, the agents")
+    donate: bool = Field(False, description="reuse the state's buffers between chunks (less memory on GPU/TPU)")
+    coordinator_address: str | None = Field(None, description="host:port of process 0 for multi-host runs "
+                                            "(or MFG_COORDINATOR_ADDRESS)")
+    num_processes: int | None = Field(None, gt=0, description="processes of a multi-host run (or MFG_NUM_PROCESSES)")
+    process_id: int | None = Field(None, ge=0, description="this process's index (or MFG_PROCESS_ID)")
+
+
 class OutputConfig(_Strict):
     dir: str = Field("runs", description="parent folder of run folders")
     checkpoint_every: int = Field(1, gt=0, description="checkpoint every this many chunks")
@@ -149,6 +163,7 @@ class ExperimentConfig(_Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     evaluation: EvaluationConfig | None = Field(None, description="serverless comparison after training")
+    devices: DevicesConfig | None = Field(None, description="shard the run over devices and hosts (default: one device)")
 
     @model_validator(mode="after")
     def _evaluation_needs_serverless(self):

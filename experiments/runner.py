@@ -53,6 +53,8 @@ class RunFolder:
         self.tensorboard = self.root / "tensorboard"
 
     def log(self, message: str) -> None:
+        if not _main_process():
+            return
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
         with open(self.log_file, "a") as f:
             f.write(f"{stamp} {message}\n")
@@ -122,10 +124,41 @@ def _truncate_metrics(path: Path, iterations: int) -> None:
     atomic_write(path, "".join(keep))
 
 
+def _main_process() -> bool:
+    """Process 0 of a multi-host run (or the only process) writes the run folder."""
+    import sys
+
+    return "jax" not in sys.modules or sys.modules["jax"].process_index() == 0
+
+
+def setup_devices(config: ExperimentConfig):
+    """Join a multi-host run (``devices.coordinator_address`` or MFG_COORDINATOR_ADDRESS)
+    and build the mesh of ``config.devices``; None without a ``devices`` section."""
+    if config.devices is None:
+        return None
+    from solvers.sharding import initialize_distributed, make_mesh
+
+    d = config.devices
+    import jax
+
+    if not jax.distributed.is_initialized():          # before anything starts JAX's backend
+        initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
+    if config.run.seeds % d.seeds:
+        raise ValueError(f"devices.seeds = {d.seeds} must divide run.seeds = {config.run.seeds}")
+    return make_mesh(d.data, d.seeds)
+
+
 def start(config: ExperimentConfig, output_dir: str | None = None, progress: bool = True) -> Path:
-    """Create the run folder of ``config`` and run it; returns the folder."""
+    """Create the run folder of ``config`` and run it; returns the folder.
+
+    In a multi-host run every process calls this with the same config; process 0 creates
+    and writes the folder, the others compute with it."""
+    setup_devices(config)
     parent = Path(output_dir or config.output.dir)
     root = parent / config.name
+    if not _main_process():
+        execute(RunFolder(root), config, resume=False, progress=False)
+        return root
     if root.exists() and any(root.iterdir()):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         root = parent / f"{config.name}-{stamp}"
@@ -143,7 +176,8 @@ def resume(run_dir: str | Path, progress: bool = True) -> Path:
     if not folder.config.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
     config = load_config(folder.config)
-    execute(folder, config, resume=True, progress=progress)
+    setup_devices(config)
+    execute(folder, config, resume=True, progress=progress and _main_process())
     return folder.root
 
 
@@ -168,6 +202,8 @@ def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress:
     from solvers import fit_rate, run
 
     game, solver, state = initial_state(config)
+    mesh = setup_devices(config)
+    main = _main_process()
     done = 0
     if resume:
         restored = checkpoint.restore_latest(folder.checkpoints, state)
@@ -176,13 +212,16 @@ def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress:
             folder.log(f"resumed from checkpoint at iteration {done}")
         else:
             folder.log("no usable checkpoint: restarting from iteration 0")
-    _truncate_metrics(folder.metrics, done)
-    board = _tensorboard_writer(folder, done) if config.output.tensorboard else None
+    if main:
+        _truncate_metrics(folder.metrics, done)
+    board = _tensorboard_writer(folder, done) if config.output.tensorboard and main else None
     chunk = min(config.run.chunk_size, config.run.iterations)
     chunks_done = 0
     start_time = time.perf_counter()
 
     def write_metrics(recorded, metrics):
+        if not main:
+            return
         first = done + recorded - _steps(metrics)
         with open(folder.metrics, "a") as f:
             f.write("".join(line + "\n" for line in _records(first, metrics)))
@@ -206,7 +245,11 @@ def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress:
     folder.log(f"running {config.solver.name} on {config.game.name} from iteration {done} to {config.run.iterations}")
     result = run(solver, game, config.run.iterations - done, state=state, chunk_size=chunk,
                  stop_exploitability=config.run.stop_exploitability, stop_residual=config.run.stop_residual,
-                 progress=progress, on_chunk=write_metrics, on_state=save_state, fixed_chunk_length=True)
+                 progress=progress, on_chunk=write_metrics, on_state=save_state, fixed_chunk_length=True,
+                 mesh=mesh, shard=tuple(config.devices.shard) if config.devices else ("states", "agents"),
+                 donate=bool(config.devices and config.devices.donate))
+    if not main:                                       # process 0 writes the summary, plots and evaluation
+        return {}
     if board is not None:
         board.close()
     iterations = done + result.iterations

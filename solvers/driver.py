@@ -25,6 +25,13 @@ whose carried mean field is something else (NAC's smoothed L) declare
 
 Seeds (or any batch of initial states) run together under ``vmap``: pass a batch of
 initial policies, or a batch of PRNG keys (sampling solvers).
+
+Devices: with ``mesh`` (``solvers.sharding.make_mesh``) the state is placed by
+``solvers.sharding.state_shardings`` (the state and agent axes on "data", seeds on
+"seeds"), each chunk keeps those shardings as its ``out_shardings``, and the diagnostics
+come back replicated.  With ``donate=True`` the state's buffers are reused by the next
+chunk (half the peak memory on an accelerator); the driver then reads each chunk's
+metrics before it dispatches the next.
 """
 
 from __future__ import annotations
@@ -100,7 +107,23 @@ def _chunk(solver, game, state, num_active, *, length: int, diagnose: bool, batc
     return one(solver, state, num_active)
 
 
-_chunk_jit = jax.jit(_chunk, static_argnames=("length", "diagnose", "batched", "solver_axes"))
+_STATIC = ("length", "diagnose", "batched", "solver_axes")
+_chunk_jit = jax.jit(_chunk, static_argnames=_STATIC)
+_chunk_jit_donated = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("state",))
+_SHARDED: dict = {}
+
+
+def _sharded_chunk(mesh, shardings, donate: bool):
+    """The chunk, jitted once per (mesh, state layout): outputs keep ``shardings``,
+    diagnostics are replicated."""
+    from solvers.sharding import replicated
+
+    leaves, treedef = jax.tree_util.tree_flatten(shardings)
+    cache_key = (mesh, treedef, tuple(s.spec for s in leaves), donate)
+    if cache_key not in _SHARDED:
+        _SHARDED[cache_key] = jax.jit(_chunk, static_argnames=_STATIC, out_shardings=(shardings, replicated(mesh)),
+                                      donate_argnames=("state",) if donate else ())
+    return _SHARDED[cache_key]
 
 
 def _sweep_axes(solver, names) -> tuple[object, int]:
@@ -174,6 +197,9 @@ def run(
     on_chunk: Callable[[int, dict], None] | None = None,
     on_state: Callable[[int, SolverState], None] | None = None,
     fixed_chunk_length: bool = False,
+    mesh: "jax.sharding.Mesh | None" = None,
+    shard: tuple[str, ...] = ("states", "agents"),
+    donate: bool = False,
 ) -> RunResult:
     """Run ``num_iterations`` steps of ``solver`` on ``game``.
 
@@ -197,6 +223,11 @@ def run(
         (for checkpoints; it may fetch the state to the host).
       fixed_chunk_length: always compile chunks of ``chunk_size`` steps, even for runs
         shorter than that (a resumed run then reuses the original run's program).
+      mesh: a ``jax.sharding.Mesh`` with axes ("seeds", "data") to shard the run over
+        (``solvers.sharding``); None runs on the default device.
+      shard: which axes go on the mesh's "data" axis: "states" and/or "agents".
+      donate: let each chunk reuse the state's buffers (the metrics of a chunk are then
+        read before the next is dispatched).
     """
     if num_iterations < 0:
         raise ValueError(f"num_iterations must be >= 0, got {num_iterations}.")
@@ -206,6 +237,16 @@ def run(
         state = init_state(solver, game, policy=policy, key=key, sweep=sweep)
     solver_axes = _sweep_axes(solver, tuple(sweep))[0] if sweep else None
     batched = bool(sweep) or state.policy.ndim == len(game.policy_shape) + 1
+    chunk = _chunk_jit_donated if donate else _chunk_jit
+    if mesh is not None:
+        from solvers.sharding import replicate, shard_state, state_shardings
+
+        num_agents = int(getattr(solver, "num_agents", 0)) if getattr(solver, "critic", None) == "sampled" else 0
+        shardings = state_shardings(state, mesh, num_states=game.num_states, num_actions=game.num_actions,
+                                    num_agents=num_agents, batched=batched, shard=tuple(shard))
+        state = shard_state(state, shardings)
+        game = replicate(game, mesh)
+        chunk = _sharded_chunk(mesh, shardings, donate)
     length = chunk_size if fixed_chunk_length else min(chunk_size, max(num_iterations, 1))
     bar = None
     if progress:
@@ -243,10 +284,14 @@ def run(
 
     while done < num_iterations:
         steps = min(length, num_iterations - done)
-        state, metrics = _chunk_jit(solver, game, state, jnp.int32(steps),
-                                    length=length, diagnose=diagnose, batched=batched,
-                                    solver_axes=solver_axes)
+        state, metrics = chunk(solver, game, state, jnp.int32(steps),
+                               length=length, diagnose=diagnose, batched=batched,
+                               solver_axes=solver_axes)
         done += steps
+        if donate:                                     # the next chunk will consume this state
+            if absorb((state, metrics, steps)):
+                break
+            continue
         if pending is not None and absorb(pending):
             pending = None
             done -= steps  # the chunk just dispatched is discarded

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import random
 import socket
 import ssl
@@ -237,7 +238,8 @@ class KubernetesTransport:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                config.load_kube_config(context=context)
+                # KUBECONFIG is read now: the client reads it once, when it is imported.
+                config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context)
             configuration = client.Configuration.get_default_copy()
             configuration.retries = False
             api_client = client.ApiClient(configuration)
