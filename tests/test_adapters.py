@@ -278,24 +278,29 @@ def test_cooldown_rate_limits_each_function(fake, tmp_path):
     assert loop.step()[0]["outcome"] == "applied" and state_of("kubernetes", fake)[0] == 3
 
 
-def test_a_platform_that_goes_away_mid_loop_is_logged_and_the_loop_resumes_when_it_returns(fake, tmp_path):
-    platform = make("kubernetes", fake, timeout=0.5)
-    fake.add_deployment("other", replicas=1, cpu="250m")
-    decider = FixedDecider({"fn": Target("fn", 2, 0.25), "other": Target("other", 2, 0.25)})
+@pytest.mark.parametrize("kind", PLATFORMS)
+def test_a_platform_that_goes_away_mid_loop_is_logged_and_the_loop_resumes_when_it_returns(kind, fake, tmp_path):
+    platform = make(kind, fake, timeout=0.5)
+    {"kubernetes": lambda: fake.add_deployment("other"), "knative": lambda: fake.add_service("other"),
+     "openwhisk": lambda: fake.add_action("other", namespace="guest")}[kind]()
+    decider = FixedDecider({"fn": Target("fn", 2, 0.25, 2), "other": Target("other", 2, 0.25, 2)})
     log = io.StringIO()
     loop = ControlLoop(JsonSource(observations_file(tmp_path, ("fn", "other"))), decider, platform, log=log)
     assert [r["outcome"] for r in loop.step()] == ["applied", "applied"]
     port = fake.port
     fake.stop()                                                       # the API server goes away
-    decider.targets = {"fn": Target("fn", 3, 0.25), "other": Target("other", 3, 0.25)}
+    target = Target("fn", 3, 0.5, 3)
+    decider.targets = {"fn": target, "other": Target("other", 3, 0.5, 3)}
     outcomes = loop.step()
     assert [r["outcome"] for r in outcomes] == ["error", "error"]
     assert all("read: " in r["error"] and "gave up after 4 attempts" in r["error"] for r in outcomes)
     fake.start(port)                                                  # ... and comes back
     assert [r["outcome"] for r in loop.step()] == ["applied", "applied"]
-    assert fake.deployments[("default", "fn")]["spec"]["replicas"] == 3
+    assert state_of(kind, fake) == expected_state(kind, target) and not fake.violations
     lines = log.getvalue().splitlines()
-    assert len(lines) == 6 and TOKEN not in log.getvalue()
+    assert len(lines) == 6
+    for secret in (TOKEN, OPENWHISK_AUTH, basic_auth_header(OPENWHISK_AUTH)):
+        assert secret not in log.getvalue()
 
 
 @pytest.mark.parametrize("kind", PLATFORMS)
