@@ -247,6 +247,10 @@ def run(
         state = shard_state(state, shardings)
         game = replicate(game, mesh)
         chunk = _sharded_chunk(mesh, shardings, donate)
+    if donate:
+        # Leaves of an initial state may share a buffer (e.g. NAC's average policy is the
+        # policy); a donated argument must own each of its buffers once.
+        state = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True) if isinstance(x, jax.Array) else x, state)
     length = chunk_size if fixed_chunk_length else min(chunk_size, max(num_iterations, 1))
     bar = None
     if progress:

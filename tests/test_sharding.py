@@ -121,3 +121,17 @@ output: {plots: false}
         assert done.returncode == 0, done.stderr[-3000:]
         finals.append(json.loads((out / "garnet_nac" / "summary.json").read_text())["final"]["exploitability"])
     np.testing.assert_allclose(finals[0], finals[1], atol=1e-6)
+
+
+def test_donating_the_state_between_chunks_changes_no_result():
+    from mfg.games import garnet
+    from solvers import NaturalActorCritic, run
+
+    game = garnet(num_states=20, num_actions=3, seed=2, discount=0.9)
+    solver = NaturalActorCritic(temperature=0.1, learning_rate=0.5, critic="sampled", num_agents=500, td_steps=5)
+    kept = run(solver, game, 9, chunk_size=4)
+    donated = run(solver, game, 9, chunk_size=4, donate=True)
+    np.testing.assert_array_equal(np.asarray(kept.state.policy), np.asarray(donated.state.policy))
+    np.testing.assert_array_equal(kept.metrics["exploitability"], donated.metrics["exploitability"])
+    stopped = run(solver, game, 40, chunk_size=4, donate=True, stop_exploitability=10.0)   # fires at once
+    assert stopped.iterations == 4 and np.isfinite(np.asarray(stopped.state.policy)).all()
