@@ -38,7 +38,7 @@ from jax import lax
 
 from mfg.cluster import (ClusterModel, P99Table, cpu_pressure, cpu_utilization, function_reward, service_rate,
                          wait_probability)
-from mfg.games.serverless import IN, NONE, OUT
+from mfg.games.serverless import IN, NONE, OUT, move_direction
 from mfg.queueing import survival_given_wait
 
 __all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate", "observe", "serve",
@@ -171,12 +171,6 @@ class ParticleResult(NamedTuple):
     policy_state: Any
 
 
-def _move_direction(n, c, n_next, c_next):
-    more = (n_next * c_next > n * c) | ((n_next * c_next == n * c) & (n_next > n))
-    less = (n_next * c_next < n * c) | ((n_next * c_next == n * c) & (n_next < n))
-    return jnp.where(more, OUT, jnp.where(less, IN, NONE))
-
-
 def _survival(t, n, lam, mu, wait):
     """P(T > t) per function [N] at the times ``t`` [N, K] (Erlang C ``wait`` computed once)."""
     return survival_given_wait(t, n[:, None], lam[:, None], mu[:, None], wait[:, None])
@@ -250,7 +244,7 @@ def serve(model: ClusterModel, table: P99Table, edges: jax.Array, observation: O
     dt = STEP_SECONDS
     n_next = jnp.clip(decision.containers, 1, model.max_containers).astype(jnp.int32)
     c_next = jnp.clip(decision.cpu_steps, 1, model.max_cpu_steps).astype(jnp.int32)
-    direction = _move_direction(n, c, n_next, c_next)
+    direction = move_direction(n, c, n_next, c_next)
     reverses = ((m == OUT) & (direction == IN)) | ((m == IN) & (direction == OUT))
     m_next = jnp.where(direction == NONE, m, direction)
 

@@ -108,22 +108,21 @@ def _chunk(solver, game, state, num_active, *, length: int, diagnose: bool, batc
 
 
 _STATIC = ("length", "diagnose", "batched", "solver_axes")
-_chunk_jit = jax.jit(_chunk, static_argnames=_STATIC)
-_chunk_jit_donated = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("state",))
-_SHARDED: dict = {}
+_CHUNKS: dict = {}
 
 
-def _sharded_chunk(mesh, shardings, donate: bool):
-    """The chunk, jitted once per (mesh, state layout): outputs keep ``shardings``,
-    diagnostics are replicated."""
+def _chunk_jit(mesh=None, shardings=None, donate: bool = False):
+    """The chunk, jitted once per (mesh, state layout, donation).  With a mesh its outputs
+    keep ``shardings`` and its diagnostics are replicated."""
     from solvers.sharding import replicated
 
     leaves, treedef = jax.tree_util.tree_flatten(shardings)
     cache_key = (mesh, treedef, tuple(s.spec for s in leaves), donate)
-    if cache_key not in _SHARDED:
-        _SHARDED[cache_key] = jax.jit(_chunk, static_argnames=_STATIC, out_shardings=(shardings, replicated(mesh)),
-                                      donate_argnames=("state",) if donate else ())
-    return _SHARDED[cache_key]
+    if cache_key not in _CHUNKS:
+        layout = {} if mesh is None else {"out_shardings": (shardings, replicated(mesh))}
+        _CHUNKS[cache_key] = jax.jit(_chunk, static_argnames=_STATIC, donate_argnames=("state",) if donate else (),
+                                     **layout)
+    return _CHUNKS[cache_key]
 
 
 def _sweep_axes(solver, names) -> tuple[object, int]:
@@ -237,7 +236,7 @@ def run(
         state = init_state(solver, game, policy=policy, key=key, sweep=sweep)
     solver_axes = _sweep_axes(solver, tuple(sweep))[0] if sweep else None
     batched = bool(sweep) or state.policy.ndim == len(game.policy_shape) + 1
-    chunk = _chunk_jit_donated if donate else _chunk_jit
+    shardings = None
     if mesh is not None:
         from solvers.sharding import replicate, shard_state, state_shardings
 
@@ -246,7 +245,7 @@ def run(
                                     num_agents=num_agents, batched=batched, shard=tuple(shard))
         state = shard_state(state, shardings)
         game = replicate(game, mesh)
-        chunk = _sharded_chunk(mesh, shardings, donate)
+    chunk = _chunk_jit(mesh, shardings, donate)
     if donate:
         # Leaves of an initial state may share a buffer (e.g. NAC's average policy is the
         # policy); a donated argument must own each of its buffers once.

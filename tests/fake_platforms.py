@@ -11,6 +11,7 @@ Faults are scripted per request (``Fault``): answer a status (409, 429 with Retr
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import json
@@ -303,7 +304,7 @@ class FakePlatform:
                                      _cpu(patched["spec"]["template"]["spec"]["containers"][0])))
                 return 200, patched
         if action:
-            expected = "Basic " + __import__("base64").b64encode(OPENWHISK_AUTH.encode()).decode()
+            expected = "Basic " + base64.b64encode(OPENWHISK_AUTH.encode()).decode()
             if r["authorization"] != expected:
                 return 401, {"error": "The supplied authentication is invalid"}
             key = (action.group(1), action.group(2))

@@ -4,6 +4,7 @@ limits, dry-run, and a server that goes away in the middle of a control loop."""
 
 import io
 import json
+import re
 
 import pytest
 from fake_platforms import MERGE, OPENWHISK_AUTH, STRATEGIC, TOKEN, Fault
@@ -183,7 +184,7 @@ def test_a_timeout_is_retried_and_the_repeat_changes_nothing(kind, fake):
     fake.faults.append(Fault(method, path, stall=1.0))
     target = Target("fn", 3, 0.625, 2)
     platform.apply(target)
-    mutations = [r for r in fake.requests if r["method"] == method and __import__("re").fullmatch(path, r["path"])]
+    mutations = [r for r in fake.requests if r["method"] == method and re.fullmatch(path, r["path"])]
     assert len(mutations) >= 2                                        # sent twice ...
     assert state_of(kind, fake) == expected_state(kind, target)       # ... applied as once
     assert not fake.violations
@@ -315,7 +316,7 @@ def test_dry_run_prints_the_exact_requests_and_sends_only_reads(kind, fake, tmp_
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines and all(line["dry_run"] and {"method", "path", "body"} <= set(line) for line in lines)
     method, path = MUTATION[kind]
-    assert any(line["method"] == method and __import__("re").fullmatch(path, line["path"].split("?")[0])
+    assert any(line["method"] == method and re.fullmatch(path, line["path"].split("?")[0])
                for line in lines)
     for secret in (TOKEN, OPENWHISK_AUTH, basic_auth_header(OPENWHISK_AUTH)):
         assert secret not in out.getvalue() and secret not in log.getvalue()

@@ -22,26 +22,19 @@ from mfg.adapters.core import Allocation, FunctionMetrics, Target
 
 __all__ = ["PolicyDecider", "AutoscalerDecider", "MoveTracker"]
 
-NONE, OUT, IN = 0, 1, 2
-
-
 class MoveTracker:
-    """Each function's last scaling direction (0 none, 1 out, 2 in), from its allocations over time.
-
-    A change that adds CPU (containers x CPU steps), or keeps it and adds containers, is
-    "out"; the opposite "in"; no change keeps the last direction.
-    """
+    """Each function's last scaling direction (0 none, 1 out, 2 in), from its allocations over
+    time: ``mfg.games.serverless.move_direction`` of each change; no change keeps the last."""
 
     def __init__(self):
         self._last: dict[str, tuple[int, int, int]] = {}
 
     def update(self, name: str, containers: int, cpu_steps: int) -> int:
+        from mfg.games.serverless import NONE, move_direction
+
         n0, c0, move = self._last.get(name, (containers, cpu_steps, NONE))
-        size, size0 = containers * cpu_steps, n0 * c0
-        if size > size0 or (size == size0 and containers > n0):
-            move = OUT
-        elif size < size0 or (size == size0 and containers < n0):
-            move = IN
+        direction = int(move_direction(n0, c0, containers, cpu_steps))
+        move = move if direction == NONE else direction
         self._last[name] = (containers, cpu_steps, move)
         return move
 

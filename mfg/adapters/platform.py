@@ -13,13 +13,15 @@ read never applies a change twice.
 
 from __future__ import annotations
 
+import abc
+
 from mfg.adapters.core import AdapterError, Allocation, Target
 from mfg.adapters.http import Request, RetryPolicy, Transport, send
 
 __all__ = ["HttpPlatform"]
 
 
-class HttpPlatform:
+class HttpPlatform(abc.ABC):
     """Base class of the Kubernetes, Knative and OpenWhisk adapters.
 
     Args:
@@ -42,14 +44,17 @@ class HttpPlatform:
         self.conflict_attempts = conflict_attempts
 
     # -- what a subclass provides
+    @abc.abstractmethod
     def object_request(self, function: str) -> Request:
-        raise NotImplementedError
+        """The GET that reads ``function``'s object."""
 
+    @abc.abstractmethod
     def allocation(self, obj: dict, function: str) -> Allocation:
-        raise NotImplementedError
+        """The allocation the object read holds."""
 
+    @abc.abstractmethod
     def plan(self, obj: dict, target: Target) -> list[Request]:
-        raise NotImplementedError
+        """The requests that bring the object read to ``target`` (none when it is there)."""
 
     def execute(self, request: Request, target: Target) -> tuple[object, list[Request]]:
         """Send one planned request: (the response, the requests actually sent).  A subclass

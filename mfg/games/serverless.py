@@ -54,7 +54,7 @@ from mfg.game import MeanFieldGame, make_game
 from mfg.games._common import fixed_kernel, stationary_discount
 
 __all__ = ["serverless", "fit_load_chain", "ACTIONS", "MOVES", "decode_states", "state_index", "apply_moves",
-           "load_bin", "load_bin_edges", "default_workload_rates", "cluster_model_of", "TabularReward"]
+           "load_bin", "load_bin_edges", "move_direction", "default_workload_rates", "cluster_model_of", "TabularReward"]
 
 ACTIONS = ("no-op", "+1 container", "-1 container", "+1 cpu step", "-1 cpu step")
 NONE, OUT, IN = 0, 1, 2
@@ -160,6 +160,16 @@ def apply_moves(containers, cpu_steps, last_move, action, max_containers: int, m
     reverses = ((last_move == OUT) & (move == IN)) | ((last_move == IN) & (move == OUT))
     return (xp.where(illegal, containers, n_next), xp.where(illegal, cpu_steps, c_next),
             xp.where(illegal | (move == NONE), last_move, move), illegal, reverses & ~illegal)
+
+
+def move_direction(containers, cpu_steps, containers_next, cpu_steps_next):
+    """OUT where the allocation grows (more CPU, or the same CPU on more containers), IN
+    where it shrinks, NONE where it stays (numpy or jax arrays)."""
+    xp = jnp if any(isinstance(x, jax.Array) for x in (containers, cpu_steps, containers_next, cpu_steps_next)) else np
+    size, size_next = containers * cpu_steps, containers_next * cpu_steps_next
+    more = (size_next > size) | ((size_next == size) & (containers_next > containers))
+    less = (size_next < size) | ((size_next == size) & (containers_next < containers))
+    return xp.where(more, OUT, xp.where(less, IN, NONE))
 
 
 @dataclasses.dataclass(frozen=True)
