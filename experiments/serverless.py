@@ -51,24 +51,31 @@ def load_edges(game) -> np.ndarray:
     return np.asarray(game.params["load_edges"], np.float64)
 
 
-def build_loads(model: ClusterModel, evaluation, peak_load: float = 0.5,
-                log: Callable[[str], None] = print) -> list[TraceLoad]:
-    """One ``TraceLoad`` of ``num_functions`` functions per seed.
+def build_pools(model: ClusterModel, evaluation, peak_load: float = 0.5) -> list[np.ndarray]:
+    """One rate pool [F, T] (requests/s, fitted to the cluster) per seed.
 
     ``workload: synthetic`` draws a fresh synthetic day of ``pool_functions`` functions per
-    seed (``generate_functions``) and samples the N functions from it (with replacement
-    when N exceeds the pool), so that every N draws from the same population;
-    a folder path reads that trace's day (the real Azure trace, or any in its format) and
-    each seed samples a different population from it.  Rates are fitted to the cluster
-    with the game's ``peak_load`` (``mfg.cluster.fit_rates_to_cluster``).
+    seed (``generate_functions``); a folder path reads that trace's day (the real Azure
+    trace, or any in its format) for every seed.  Rates are fitted to the cluster with the
+    game's ``peak_load`` (``mfg.cluster.fit_rates_to_cluster``).
+    """
+    if evaluation.workload != "synthetic":
+        rates = fit_rates_to_cluster(read_trace(evaluation.workload, evaluation.day).rates_per_second(), model,
+                                     peak_load)
+        return [rates] * evaluation.seeds
+    return [fit_rates_to_cluster(generate_functions(evaluation.pool_functions, seed=evaluation.seed + seed)
+                                 .rates_per_second(), model, peak_load) for seed in range(evaluation.seeds)]
+
+
+def build_loads(model: ClusterModel, evaluation, peak_load: float = 0.5,
+                log: Callable[[str], None] = print) -> list[TraceLoad]:
+    """One ``TraceLoad`` of ``num_functions`` functions per seed, sampled from that seed's
+    pool (``build_pools``; with replacement when N exceeds the pool), so that every N
+    draws from the same population and each seed of a real trace samples a different
+    population from it.
     """
     loads = []
-    for seed in range(evaluation.seeds):
-        if evaluation.workload == "synthetic":
-            trace = generate_functions(evaluation.pool_functions, seed=evaluation.seed + seed)
-        else:
-            trace = read_trace(evaluation.workload, evaluation.day)
-        rates = fit_rates_to_cluster(trace.rates_per_second(), model, peak_load)
+    for seed, rates in enumerate(build_pools(model, evaluation, peak_load)):
         loads.append(TraceLoad.sample(rates, evaluation.num_functions, seed=evaluation.seed + seed))
         log(f"workload seed {seed}: {loads[-1].num_functions} functions from a pool of {rates.shape[0]}")
     return loads

@@ -30,7 +30,8 @@ import numpy as np
 from mfg.cluster import ClusterModel
 from mfg.particles import ParticleResult, latency_edges, simulate
 
-__all__ = ["METRICS", "summarize", "histogram_quantile", "evaluate", "PolicyEvaluation", "confidence_interval"]
+__all__ = ["METRICS", "summarize", "histogram_quantile", "evaluate", "PolicyEvaluation", "confidence_interval",
+           "pool_clusters", "cluster"]
 
 METRICS = ("mean_latency", "p50_latency", "p99_latency", "slo_violation_rate", "allocated_cpu", "utilization",
            "cold_starts_per_hour", "reward")
@@ -111,6 +112,25 @@ def summarize(result: ParticleResult, model: ClusterModel, edges: np.ndarray | N
     series = {k: np.asarray(v, np.float64) for k, v in result.series.items()}
     return {"overall": {k: float(v) for k, v in overall.items()}, "per_function": per_function,
             "histogram": histogram, "series": series}
+
+
+def pool_clusters(result: ParticleResult) -> ParticleResult:
+    """R independent clusters (``mfg.particles.simulate_clusters``) as one population of R N
+    functions for ``summarize``: per-function sums are concatenated, cluster series are
+    averaged over the clusters (the mean pressure path).
+
+    Summarizing the pool gives each metric's expectation at size N (ratio metrics as
+    ratios of the expected sums): every function was simulated under its own cluster's
+    N-function mean field.
+    """
+    per_function = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in result.per_function.items()}
+    series = {k: np.asarray(v).mean(0) for k, v in result.series.items()}
+    return ParticleResult(per_function, series, result.policy_state)
+
+
+def cluster(result: ParticleResult, index: int) -> ParticleResult:
+    """Cluster ``index`` of a ``simulate_clusters`` result, as a plain one-cluster result."""
+    return ParticleResult(*(jax.tree_util.tree_map(lambda x: x[index], part) for part in result))
 
 
 @dataclasses.dataclass

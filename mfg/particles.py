@@ -41,7 +41,8 @@ from mfg.cluster import (ClusterModel, P99Table, cpu_pressure, cpu_utilization, 
 from mfg.games.serverless import IN, NONE, OUT, move_direction
 from mfg.queueing import survival_given_wait
 
-__all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate", "observe", "serve",
+__all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate", "simulate_clusters",
+           "observe", "serve",
            "zero_accumulators", "accumulate", "latency_edges", "STEP_SECONDS"]
 
 STEP_SECONDS = 60.0
@@ -70,8 +71,12 @@ class TraceLoad:
     start: int = 0
 
     @classmethod
-    def sample(cls, rates: np.ndarray, num_functions: int, seed: int = 0, start: int = 0) -> "TraceLoad":
-        """N particles over the pool's active functions (without replacement when N <= F)."""
+    def sample(cls, rates: np.ndarray, num_functions: int, seed: int | tuple[int, ...] = 0,
+               start: int = 0) -> "TraceLoad":
+        """N particles over the pool's active functions (without replacement when N <= F).
+
+        ``seed``: an int or a tuple of ints (numpy's ``default_rng`` seed).
+        """
         rates = np.asarray(rates)
         active = np.flatnonzero(rates.sum(1) > 0)
         if active.size == 0:
@@ -79,6 +84,29 @@ class TraceLoad:
         rng = np.random.default_rng(seed)
         replace = num_functions > active.size
         return cls(rates[active], rng.choice(active.size, size=num_functions, replace=replace), start)
+
+    @classmethod
+    def partition(cls, rates: np.ndarray, num_functions: int, clusters: int, seed: int | tuple[int, ...] = 0,
+                  start: int = 0) -> list["TraceLoad"]:
+        """``clusters`` loads of N functions that together replay every active pool function
+        equally often (the pool tiled to R N particles, shuffled, cut into R clusters).
+
+        Each cluster is a uniform sample of the pool; their union is the same multiset for
+        every split of the same R N, so ``partition(rates, N, R)`` and
+        ``partition(rates, R N, 1)`` hold exactly the same functions: comparing them
+        isolates the effect of the cluster size N (``simulate_clusters``).
+        """
+        if int(num_functions) < 1 or int(clusters) < 1:
+            raise ValueError(f"num_functions and clusters must be positive ints, got {num_functions} and {clusters}.")
+        rates = np.asarray(rates)
+        active = np.flatnonzero(rates.sum(1) > 0)
+        if active.size == 0:
+            raise ValueError("the trace has no function with any invocation.")
+        total = int(num_functions) * int(clusters)
+        tiled = np.resize(np.arange(active.size), total)        # every function total / F times (+-1)
+        shuffled = np.random.default_rng(seed).permutation(tiled)
+        pool = rates[active]
+        return [cls(pool, part, start) for part in shuffled.reshape(int(clusters), int(num_functions))]
 
     @property
     def num_functions(self) -> int:
@@ -212,6 +240,46 @@ def simulate(model: ClusterModel, load: TraceLoad | MarkovLoad, policy: Any, key
     table = P99Table.cached(model.max_containers) if p99_table is None else p99_table
     return _simulate(model, load, policy, key, num_steps, int(initial_containers), int(initial_cpu_steps),
                      edges, table, jnp.dtype(dtype))
+
+
+def simulate_clusters(model: ClusterModel, loads: list[TraceLoad], policy: Any, key: jax.Array, *,
+                      num_steps: int | None = None, **options) -> ParticleResult:
+    """R independent clusters, one per load, simulated together (``vmap`` of ``simulate``).
+
+    Each cluster has its own N functions and its own mean field (its pressure is computed
+    over its own functions), so this estimates the expectation of a metric *at size N*
+    from R samples in one compiled scan: R N function-steps cost about what one cluster of
+    R N functions does.  ``mfg.evaluation.pool_clusters`` merges the result into one
+    population for the metrics.
+
+    Args:
+      loads: R ``TraceLoad`` over the same rate pool (same ``rates`` array and ``start``),
+        each with N functions (e.g. ``TraceLoad.sample`` with R seeds).
+      key: split into one key per cluster.
+      options: ``simulate``'s keyword arguments (initial allocation, edges, table, dtype).
+    Returns:
+      ``ParticleResult`` whose arrays have a leading [R] axis.
+    """
+    if not loads:
+        raise ValueError("simulate_clusters needs at least one load.")
+    first = loads[0]
+    for load in loads:
+        if not isinstance(load, TraceLoad):
+            raise TypeError(f"simulate_clusters takes TraceLoad loads, got {type(load).__name__}.")
+        if load.rates is not first.rates and not np.array_equal(load.rates, first.rates):
+            raise ValueError("every load of simulate_clusters must replay the same rate pool (rates).")
+        if load.start != first.start or load.num_functions != first.num_functions:
+            raise ValueError(f"every load of simulate_clusters must have the same start and number of functions; "
+                             f"got (start, N) = {(load.start, load.num_functions)} and "
+                             f"{(first.start, first.num_functions)}.")
+    assignments = jnp.asarray(np.stack([load.assignment for load in loads]))
+    rates = jnp.asarray(first.rates)
+
+    def one_cluster(assignment, cluster_key):
+        load = TraceLoad(rates, assignment, first.start)
+        return simulate(model, load, policy, cluster_key, num_steps=num_steps, **options)
+
+    return jax.vmap(one_cluster)(assignments, jax.random.split(key, len(loads)))
 
 
 def observe(model: ClusterModel, table: P99Table, lam, n, c, m, last_reward, dtype=jnp.float32) -> Observation:

@@ -119,6 +119,20 @@ def test_iterative_and_dense_policy_evaluation_agree(monkeypatch):
     np.testing.assert_allclose(iterative, dense, rtol=1e-11)
 
 
+def _solve_is_cheaper(game) -> bool:
+    transition = game.transition(0, stationary_mean_field(game, uniform_policy(game)))
+    return bool(oracles._solve_is_cheaper(game, transition))
+
+
+def test_policy_evaluation_solves_densely_only_where_that_is_cheaper():
+    """The O(S^3) solve for small games or slow discounts; iteration for the 960-state serverless game."""
+    assert _solve_is_cheaper(games.garnet(num_states=60, seed=4, discount=0.95))
+    assert not _solve_is_cheaper(games.serverless())
+    # The discount is a traced leaf: on one game size, a slow discount tips the choice to the solve.
+    assert _solve_is_cheaper(games.garnet(num_states=512, num_actions=5, branching=5, discount=0.999))
+    assert not _solve_is_cheaper(games.garnet(num_states=512, num_actions=5, branching=5, discount=0.5))
+
+
 @pytest.mark.parametrize("game", [
     games.beach_bar(n=20, horizon=5),
     games.garnet(num_states=20, seed=1, discount=0.9),

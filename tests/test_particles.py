@@ -8,9 +8,9 @@ import pytest
 
 from mfg.autoscalers import StaticPolicy, TabularPolicy
 from mfg.cluster import ClusterModel, P99Table, p99_latency, service_rate
-from mfg.evaluation import summarize
+from mfg.evaluation import cluster, pool_clusters, summarize
 from mfg.games.serverless import cluster_model_of, serverless
-from mfg.particles import MarkovLoad, TraceLoad, simulate
+from mfg.particles import MarkovLoad, TraceLoad, simulate, simulate_clusters
 from mfg.queueing import mean_response_time, response_time_survival
 from mfg.transitions import to_dense
 from experiments.serverless import load_edges
@@ -104,3 +104,65 @@ def _load_chain_of(game):
         s = np.flatnonzero((states[:, 0] == l) & (states[:, 1] == 1) & (states[:, 2] == 1) & (states[:, 3] == 0))[0]
         chain[l] = np.bincount(states[:, 0].astype(int), weights=kernel[s, 0], minlength=L)
     return chain
+
+
+def _heavy_tailed_pool(functions=40, minutes=30, seed=0):
+    """[F, T] rates (requests/s): log-normal levels over three orders of magnitude, some idle functions."""
+    rng = np.random.default_rng(seed)
+    levels = np.exp(rng.normal(0.0, 1.5, functions))[:, None]
+    rates = levels * rng.gamma(4.0, 0.25, (functions, minutes))
+    rates[:3] = 0.0
+    return rates
+
+
+def test_partition_replays_the_same_functions_equally_often_at_every_cluster_size():
+    rates = _heavy_tailed_pool()
+    small = TraceLoad.partition(rates, 25, 8, seed=3)
+    large = TraceLoad.partition(rates, 200, 1, seed=3)
+    assert [load.num_functions for load in small] == [25] * 8
+    np.testing.assert_array_equal(np.sort(np.concatenate([load.assignment for load in small])),
+                                  np.sort(large[0].assignment))
+    counts = np.bincount(large[0].assignment, minlength=37)          # 37 active functions
+    assert counts.min() >= 200 // 37 and counts.max() <= 200 // 37 + 1
+    assert large[0].rates.shape[0] == 37                              # idle functions dropped
+    with pytest.raises(ValueError, match="clusters"):
+        TraceLoad.partition(rates, 25, 0)
+
+
+def test_independent_clusters_run_exactly_as_separate_simulations():
+    """simulate_clusters = simulate of each cluster with its own key: its own functions, its own mean field."""
+    game = serverless(**SMALL)
+    model = cluster_model_of(game)
+    policy = np.asarray(jax.random.dirichlet(jax.random.key(4), jnp.ones(game.num_actions), (game.num_states,)))
+    tabular = TabularPolicy(policy, load_edges(game), 4, 3)
+    loads = TraceLoad.partition(_heavy_tailed_pool(), 12, 3, seed=0)
+    key = jax.random.key(5)
+    together = simulate_clusters(model, loads, tabular, key, num_steps=20)
+    assert together.per_function["requests"].shape == (3, 12)
+    for index, (load, cluster_key) in enumerate(zip(loads, jax.random.split(key, 3))):
+        alone = simulate(model, load, tabular, cluster_key, num_steps=20)
+        for name, value in alone.per_function.items():
+            np.testing.assert_allclose(together.per_function[name][index], value, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(together.series["pressure"][index], alone.series["pressure"], rtol=1e-6)
+    # The clusters differ (different functions), so each had its own pressure path.
+    assert not np.allclose(together.series["pressure"][0], together.series["pressure"][1])
+    # Pooled, they are one population of 36 functions: ratio metrics are ratios of the summed counts.
+    pooled = summarize(pool_clusters(together), model)
+    violations = np.asarray(together.per_function["violations"]).sum()
+    requests = np.asarray(together.per_function["requests"]).sum()
+    assert pooled["per_function"]["requests"].shape == (36,)
+    assert pooled["overall"]["slo_violation_rate"] == pytest.approx(violations / requests, rel=1e-6)
+    np.testing.assert_allclose(summarize(cluster(together, 2), model)["overall"]["allocated_cpu"],
+                               summarize(simulate(model, loads[2], tabular, jax.random.split(key, 3)[2],
+                                                  num_steps=20), model)["overall"]["allocated_cpu"], rtol=1e-6)
+
+
+def test_independent_clusters_must_share_the_pool_and_the_size():
+    model = ClusterModel()
+    tabular_loads = TraceLoad.partition(_heavy_tailed_pool(), 10, 2)
+    other_pool = TraceLoad.partition(_heavy_tailed_pool(seed=1), 10, 1)
+    with pytest.raises(ValueError, match="same rate pool"):
+        simulate_clusters(model, tabular_loads + other_pool, StaticPolicy(1), jax.random.key(0))
+    with pytest.raises(ValueError, match="same start and number of functions"):
+        simulate_clusters(model, tabular_loads + TraceLoad.partition(_heavy_tailed_pool(), 5, 1),
+                          StaticPolicy(1), jax.random.key(0))
