@@ -243,7 +243,7 @@ def simulate(model: ClusterModel, load: TraceLoad | MarkovLoad, policy: Any, key
 
 
 def simulate_clusters(model: ClusterModel, loads: list[TraceLoad], policy: Any, key: jax.Array, *,
-                      num_steps: int | None = None, **options) -> ParticleResult:
+                      num_steps: int | None = None, **options: Any) -> ParticleResult:
     """R independent clusters, one per load, simulated together (``vmap`` of ``simulate``).
 
     Each cluster has its own N functions and its own mean field (its pressure is computed
