@@ -42,8 +42,7 @@ from mfg.games.serverless import IN, NONE, OUT, move_direction
 from mfg.queueing import survival_given_wait
 
 __all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate", "simulate_clusters",
-           "observe", "serve",
-           "zero_accumulators", "accumulate", "latency_edges", "STEP_SECONDS"]
+           "observe", "serve", "zero_accumulators", "accumulate", "latency_edges", "STEP_SECONDS"]
 
 STEP_SECONDS = 60.0
 
@@ -54,6 +53,15 @@ def latency_edges(bins: int = 48, low: float = 1e-3, high: float = 60.0) -> np.n
 
 
 # ------------------------------------------------------------------------- load processes
+
+def _active_pool(rates: np.ndarray) -> np.ndarray:
+    """The rows of a [F, T] rate pool with any traffic (a clear error when there are none)."""
+    rates = np.asarray(rates)
+    active = np.flatnonzero(rates.sum(1) > 0)
+    if active.size == 0:
+        raise ValueError("the trace has no function with any invocation.")
+    return rates[active]
+
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["rates", "assignment"], meta_fields=["start"])
 @dataclasses.dataclass(frozen=True)
@@ -71,19 +79,12 @@ class TraceLoad:
     start: int = 0
 
     @classmethod
-    def sample(cls, rates: np.ndarray, num_functions: int, seed: int | tuple[int, ...] = 0,
-               start: int = 0) -> "TraceLoad":
-        """N particles over the pool's active functions (without replacement when N <= F).
-
-        ``seed``: an int or a tuple of ints (numpy's ``default_rng`` seed).
-        """
-        rates = np.asarray(rates)
-        active = np.flatnonzero(rates.sum(1) > 0)
-        if active.size == 0:
-            raise ValueError("the trace has no function with any invocation.")
+    def sample(cls, rates: np.ndarray, num_functions: int, seed: int = 0, start: int = 0) -> "TraceLoad":
+        """N particles over the pool's active functions (without replacement when N <= F)."""
+        pool = _active_pool(rates)
         rng = np.random.default_rng(seed)
-        replace = num_functions > active.size
-        return cls(rates[active], rng.choice(active.size, size=num_functions, replace=replace), start)
+        replace = num_functions > pool.shape[0]
+        return cls(pool, rng.choice(pool.shape[0], size=num_functions, replace=replace), start)
 
     @classmethod
     def partition(cls, rates: np.ndarray, num_functions: int, clusters: int, seed: int | tuple[int, ...] = 0,
@@ -98,14 +99,10 @@ class TraceLoad:
         """
         if int(num_functions) < 1 or int(clusters) < 1:
             raise ValueError(f"num_functions and clusters must be positive ints, got {num_functions} and {clusters}.")
-        rates = np.asarray(rates)
-        active = np.flatnonzero(rates.sum(1) > 0)
-        if active.size == 0:
-            raise ValueError("the trace has no function with any invocation.")
+        pool = _active_pool(rates)
         total = int(num_functions) * int(clusters)
-        tiled = np.resize(np.arange(active.size), total)        # every function total / F times (+-1)
+        tiled = np.resize(np.arange(pool.shape[0]), total)      # every function total / F times (+-1)
         shuffled = np.random.default_rng(seed).permutation(tiled)
-        pool = rates[active]
         return [cls(pool, part, start) for part in shuffled.reshape(int(clusters), int(num_functions))]
 
     @property
@@ -254,7 +251,7 @@ def simulate_clusters(model: ClusterModel, loads: list[TraceLoad], policy: Any, 
 
     Args:
       loads: R ``TraceLoad`` over the same rate pool (same ``rates`` array and ``start``),
-        each with N functions (e.g. ``TraceLoad.sample`` with R seeds).
+        each with N functions (e.g. ``TraceLoad.partition``).
       key: split into one key per cluster.
       options: ``simulate``'s keyword arguments (initial allocation, edges, table, dtype).
     Returns:
