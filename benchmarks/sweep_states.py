@@ -1,6 +1,6 @@
 """State-count sweep on structured games: throughput and peak memory, 10^2 .. 10^7 states.
 
-    python benchmarks/sweep_states.py [--max-states 10000000] [--kernels shift,pull]
+    python benchmarks/sweep_states.py [--max-states 10000000] [--kernels shift,sparse,pull]
 
 For each (game, S, kernel) a fresh process (so peak memory is its own) measures, in
 float32 on the CPU, the per-call time of
@@ -62,7 +62,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-states", type=int, default=10**7)
     parser.add_argument("--horizon", type=int, default=10)
-    parser.add_argument("--kernels", default="shift,pull")
+    parser.add_argument("--kernels", default="shift,sparse,pull")
     parser.add_argument("--games", default="crowd_modelling,crowd_modelling_2d,garnet")
     parser.add_argument("--one", nargs=3, metavar=("GAME", "STATES", "KERNEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()

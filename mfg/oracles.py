@@ -58,6 +58,15 @@ _SOLVE_NS_PER_CUBED_STATE = 0.3
 _SWEEP_NS_PER_ENTRY = 1.7
 _SWEEP_NS_OVERHEAD = 1500.0
 UNROLL = 4  # partial unrolling of the epoch scans: fewer loop overheads on small grids
+BATCHED_REWARD_MAX_PAIRS = 1 << 16  # see _backward_q
+FULL_UNROLL_MAX_STEPS = 16  # epoch scans this short are unrolled whole (see _unroll)
+
+
+def _unroll(num_steps: int):
+    """``unroll`` for a scan over ``num_steps`` epochs: whole when short, so that XLA
+    schedules the epochs of a small game as one straight line of kernels (the OMD step of
+    the 100-state beach bar: 0.022 -> 0.019 ms, 0.016 ms with batched rewards)."""
+    return True if num_steps <= FULL_UNROLL_MAX_STEPS else UNROLL
 
 
 def _default_tol(dtype) -> float:
@@ -151,7 +160,7 @@ def mean_field_flow(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
 
     # T - 1 transitions: the population after the last epoch is never used.
     mu_last, head = lax.scan(forward, game.initial_distribution.astype(policy.dtype),
-                             (steps, policy[:-1]), unroll=UNROLL)
+                             (steps, policy[:-1]), unroll=_unroll(game.horizon - 1))
     return jnp.concatenate([head, (mu_last[:, None] * policy[-1])[None]])
 
 
@@ -221,18 +230,25 @@ def _backward_q(game: MeanFieldGame, flow: jax.Array, value_of_q, policy=None) -
     with V_t = value_of_q(Q_t, pi_t).  Returns Q [T, S, A]."""
     steps = jnp.arange(game.horizon - 1, dtype=jnp.int32)
     policy = flow if policy is None else policy
+    # Small grids: every epoch's reward in one batched call, one kernel instead of T (the
+    # step of a 100-state game is launch-bound); large grids compute them epoch by epoch
+    # so as not to hold another [T, S, A] array.
+    batched = game.num_states * game.num_actions <= BATCHED_REWARD_MAX_PAIRS
+    epochs = jnp.arange(game.horizon, dtype=jnp.int32)
+    rewards = jax.vmap(game.reward)(epochs, flow).astype(flow.dtype) if batched else None
 
     def backward(v_next, inputs):
-        t, joint, pi_t = inputs
-        q = game.reward(t, joint).astype(flow.dtype) + game.discount * expected_next(
-            game.transition(t, joint), v_next
-        )
+        t, joint, pi_t, reward_t = inputs
+        if reward_t is None:
+            reward_t = game.reward(t, joint).astype(flow.dtype)
+        q = reward_t + game.discount * expected_next(game.transition(t, joint), v_next)
         return value_of_q(q, pi_t), q
 
     # The last epoch has no future: Q_{T-1} = r_{T-1}.
-    q_last = game.reward(jnp.int32(game.horizon - 1), flow[-1]).astype(flow.dtype)
+    q_last = rewards[-1] if batched else game.reward(epochs[-1], flow[-1]).astype(flow.dtype)
     v_last = value_of_q(q_last, policy[-1])
-    _, qs = lax.scan(backward, v_last, (steps, flow[:-1], policy[:-1]), reverse=True, unroll=UNROLL)
+    _, qs = lax.scan(backward, v_last, (steps, flow[:-1], policy[:-1], rewards[:-1] if batched else None),
+                     reverse=True, unroll=_unroll(game.horizon - 1))
     return jnp.concatenate([qs, q_last[None]])
 
 
@@ -402,7 +418,8 @@ def _returns_finite(game: MeanFieldGame, flow: jax.Array, policy: jax.Array, tem
 
     q_last = game.reward(jnp.int32(game.horizon - 1), flow[-1]).astype(flow.dtype)
     values_last = values_of(jnp.stack([q_last, q_last]), policy[-1])
-    values, _ = lax.scan(backward, values_last, (steps, flow[:-1], policy[:-1]), reverse=True, unroll=UNROLL)
+    values, _ = lax.scan(backward, values_last, (steps, flow[:-1], policy[:-1]), reverse=True,
+                         unroll=_unroll(game.horizon - 1))
     mu0 = game.initial_distribution.astype(flow.dtype)
     return jnp.dot(mu0, values[0]), jnp.dot(mu0, values[1])
 

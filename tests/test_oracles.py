@@ -50,8 +50,14 @@ def test_exploitability_is_nonnegative_for_random_policies(name):
             assert float(e.unregularized) >= -1e-9
 
 
-def test_finite_horizon_q_values_satisfy_backward_induction():
-    game = games.beach_bar(n=12, horizon=4)
+@pytest.mark.parametrize("layout", ["small grid", "large grid"])
+def test_finite_horizon_q_values_satisfy_backward_induction(layout, monkeypatch):
+    """Q_t = r_t + E[V_{t+1}], on both code paths: small grids batch the rewards and unroll
+    the epochs, large ones compute them epoch by epoch in a partly unrolled loop."""
+    if layout == "large grid":
+        monkeypatch.setattr(oracles, "BATCHED_REWARD_MAX_PAIRS", 0)
+        monkeypatch.setattr(oracles, "FULL_UNROLL_MAX_STEPS", 0)
+    game = games.beach_bar(n=12, horizon=6)
     policy = random_policy(game, jax.random.key(1))
     flow = mean_field_flow(game, policy)
     lam = 0.7

@@ -52,8 +52,9 @@ def test_adjoint_identity(seed):
         np.testing.assert_allclose(lhs, rhs, rtol=1e-13)
 
 
-def test_expected_next_matches_dense_matrix_product():
-    nxt, probs = random_sparse(3)
+@pytest.mark.parametrize("successors", [3, 12])   # summed column by column / reduced
+def test_expected_next_matches_dense_matrix_product(successors):
+    nxt, probs = random_sparse(3, K=successors)
     values = jnp.asarray(np.random.default_rng(0).normal(size=40))
     sparse = SparseTransition(jnp.asarray(nxt), jnp.asarray(probs))
     dense = to_dense(sparse, 40)

@@ -95,19 +95,26 @@ def crowd_modelling_2d(
     wall = np.zeros(S, bool)
     for xi, yi in forbidden:
         wall[xi * size + yi] = True
+    # Without walls every cell moves alike (a torus): work out the moves of cell 0 only,
+    # so that building a 10^7-cell grid costs O(S), not O(S A D) floats.
+    cells = np.arange(S) if forbidden else np.array([0])
+    cx, cy = x[cells], y[cells]
     # cell reached by each move from each cell (on the torus), and whether it is a wall
-    tx = (x[:, None] + moves[None, :, 0]) % size
-    ty = (y[:, None] + moves[None, :, 1]) % size
-    blocked = wall[tx * size + ty]                                                   # [S, A]
+    tx = (cx[:, None] + moves[None, :, 0]) % size
+    ty = (cy[:, None] + moves[None, :, 1]) % size
+    blocked = wall[tx * size + ty]                                                   # [C, A]
     taken = np.where(blocked, NEUTRAL_2D, np.arange(5)[None, :])                     # move made
-    effective = moves[taken]                                                         # [S, A, 2]
+    effective = moves[taken]                                                         # [C, A, 2]
     base = np.zeros((S, 5))
     if not only_distribution_reward:
         base = positional[:, None] - move_penalty * np.abs(effective).sum(-1) / size
     # noise from the cell reached after the move: each legal move w.p. noise / n_legal,
     # plus 1 - noise on staying; a wall cell (never reached by any mass) absorbs.
-    landed = ((x[:, None] + effective[..., 0]) % size) * size + (y[:, None] + effective[..., 1]) % size
-    legal = ~blocked[landed]                                                         # [S, A, E]
+    landed = ((cx[:, None] + effective[..., 0]) % size) * size + (cy[:, None] + effective[..., 1]) % size
+    moved_x, moved_y = landed // size, landed % size
+    blocked_after = wall[((moved_x[..., None] + moves[:, 0]) % size) * size
+                         + (moved_y[..., None] + moves[:, 1]) % size]                # [C, A, E]
+    legal = ~blocked_after
     share = noise_intensity / np.maximum(legal.sum(-1, keepdims=True), 1)
     weights = np.where(legal, share, 0.0)
     weights[..., NEUTRAL_2D] += 1.0 - noise_intensity
@@ -116,13 +123,13 @@ def crowd_modelling_2d(
     offsets = sorted({(a[0] + e[0], a[1] + e[1]) for a in MOVES_2D for e in MOVES_2D})
     index = {off: d for d, off in enumerate(offsets)}
     offset_of = np.array([[index[(a[0] + e[0], a[1] + e[1])] for e in MOVES_2D] for a in MOVES_2D])
-    probs = np.zeros((S, 5, len(offsets)))
+    probs = np.zeros((len(cells), 5, len(offsets)))
     np.put_along_axis(probs, offset_of[taken], weights, axis=2)   # move + noise -> offset
-    if not forbidden:  # no walls: every cell moves alike, so store probs once ([A, D])
+    if not forbidden:  # every cell moves alike, so store probs once ([A, D])
         probs = probs[0]
     kernel_params, transition_fn = grid_kernel(kernel, probs, offsets, (size, size), "torus")
     params = {"base": base, "log_eps": OPENSPIEL_EPSILON, "coef": crowd_aversion_coef,
-              "legal": (~blocked).astype(np.float64), **kernel_params}
+              "legal": np.broadcast_to((~blocked).astype(np.float64), (S, 5)), **kernel_params}
     if initial_distribution is None:
         mu0 = np.full(S, 1.0 / S)
     else:

@@ -4,7 +4,9 @@ Each (s, a) has K successors drawn uniformly from the S states, with probabiliti
 a flat Dirichlet.  Reward r(s, a, mu) = r0(s, a) - eta log(mu(s) + eps) with r0 uniform
 in [0, 1): a crowd-averse (monotone) game, so the regularized equilibrium is unique.
 Memory is O(S A K); the successor table is drawn with numpy so the game is the same on
-every backend for a given seed.
+every backend for a given seed.  The default storage is the scatter-add table
+(``kernel="sparse"``): random successors give in-degrees from 0 to ~3x their mean, and
+the gather form would pad every state to the largest (measured 2 to 4x slower).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _garnet_reward(params, t, mu):
 def garnet(
     num_states: int = 100, num_actions: int = 3, branching: int = 3, seed: int = 0,
     eta: float = 1.0, horizon: int | None = None, discount: float = 0.9,
-    log_eps: float = 1e-12, kernel: str = "pull", dtype=None,
+    log_eps: float = 1e-12, kernel: str = "sparse", dtype=None,
 ) -> MeanFieldGame:
     """A seeded random Garnet MFG (stationary discounted unless ``horizon`` is given)."""
     for name, value in [("num_states", num_states), ("num_actions", num_actions), ("branching", branching)]:
