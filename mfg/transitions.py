@@ -205,6 +205,10 @@ def push_forward(transition: Transition, joint: jax.Array) -> jax.Array:
     )
 
 
+# Up to this many successors per (s, a), the expected next value is summed column by column.
+_UNROLLED_SUCCESSORS = 8
+
+
 def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
     """Expected next value: E[v(s') | s, a] = sum_{s'} P(s'|s,a) v(s').
 
@@ -231,10 +235,6 @@ def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
     # axis is a slow, unfused loop on XLA:CPU; this is 3x faster for Garnet at S = 10^6).
     return sum(transition.probs[..., k] * values[transition.next_state[..., k]]
                for k in range(num_successors))
-
-
-# Up to this many successors per (s, a), the expected next value is summed column by column.
-_UNROLLED_SUCCESSORS = 8
 
 
 def _inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:

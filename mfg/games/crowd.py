@@ -110,11 +110,10 @@ def crowd_modelling_2d(
         base = positional[:, None] - move_penalty * np.abs(effective).sum(-1) / size
     # noise from the cell reached after the move: each legal move w.p. noise / n_legal,
     # plus 1 - noise on staying; a wall cell (never reached by any mass) absorbs.
-    landed = ((cx[:, None] + effective[..., 0]) % size) * size + (cy[:, None] + effective[..., 1]) % size
-    moved_x, moved_y = landed // size, landed % size
-    blocked_after = wall[((moved_x[..., None] + moves[:, 0]) % size) * size
-                         + (moved_y[..., None] + moves[:, 1]) % size]                # [C, A, E]
-    legal = ~blocked_after
+    landed_x = (cx[:, None] + effective[..., 0]) % size                               # [C, A]
+    landed_y = (cy[:, None] + effective[..., 1]) % size
+    legal = ~wall[((landed_x[..., None] + moves[:, 0]) % size) * size
+                  + (landed_y[..., None] + moves[:, 1]) % size]                      # [C, A, E]
     share = noise_intensity / np.maximum(legal.sum(-1, keepdims=True), 1)
     weights = np.where(legal, share, 0.0)
     weights[..., NEUTRAL_2D] += 1.0 - noise_intensity
