@@ -3,6 +3,7 @@
     mfg run [CONFIG.yaml] [--set path.to.key=value ...] [--out DIR]
     mfg resume RUN_DIR
     mfg eval RUN_DIR [--set evaluation.key=value ...] [--tag NAME]
+    mfg nplayer RUN_DIR [--set nplayer.key=value ...]
     mfg export RUN_DIR [--out DIR]
     mfg serve --platform P (--policy DIR | --autoscaler A) (--prometheus URL | --observations FILE) ...
     mfg plot RUN_DIR
@@ -94,6 +95,16 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_nplayer(args) -> int:
+    from experiments.nplayer import table_markdown
+    from experiments.runner import nplayer_saved
+
+    report = _or_exit(f"evaluate {args.run_dir} in the N-player game", nplayer_saved, args.run_dir, args.set,
+                      progress=not args.no_progress)
+    print(table_markdown(report), end="")
+    return 0
+
+
 def cmd_export(args) -> int:
     from experiments.export import export_run
 
@@ -171,6 +182,12 @@ def main(argv=None) -> int:
     p.add_argument("--tag", help="write to RUN_DIR/evaluation-TAG/ (default: RUN_DIR/evaluation/ and plots/)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("nplayer", help="the N-player exploitability of a run's policy (docs/nplayer.md)")
+    p.add_argument("run_dir")
+    p.add_argument("--set", action="append", default=[], metavar="nplayer.KEY=VALUE",
+                   help="override the nplayer settings, e.g. --set 'nplayer.sizes=[2,10,100]'")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_nplayer)
     p = sub.add_parser("export", help="write a run's policy as a folder loadable with numpy only (mfg_policy)")
     p.add_argument("run_dir")
     p.add_argument("--out", help="policy folder to write (default: RUN_DIR/policy)")

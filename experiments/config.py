@@ -13,6 +13,7 @@ runs.  ``--set path.to.key=value`` overrides are applied to the YAML tree first.
              stop_exploitability: null, stop_residual: null}
     output: {dir: runs, checkpoint_every: 1, keep_checkpoints: 3, plots: true,
              tensorboard: false}
+    nplayer: {sizes: [2, 10, 100], method: auto, episodes: 256}   # optional, docs/nplayer.md
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = ["ExperimentConfig", "ConfigError", "load_config", "parse_config", "apply_overrides",
-           "GameConfig", "SolverConfig", "RunConfig", "OutputConfig", "EvaluationConfig"]
+           "GameConfig", "SolverConfig", "RunConfig", "OutputConfig", "EvaluationConfig", "NPlayerConfig"]
 
 
 class ConfigError(ValueError):
@@ -154,6 +155,30 @@ class EvaluationConfig(_Strict):
         return self
 
 
+class NPlayerConfig(_Strict):
+    """The trained policy in the finite N-player game (``experiments.nplayer``; docs/nplayer.md)."""
+
+    sizes: list[int] = Field(description="numbers of players N to evaluate, each >= 1", min_length=1)
+    method: Literal["auto", "exact", "sampled"] = Field(
+        "auto", description="exact dynamic programming, sampled players, or auto (exact where it is cheap)")
+    episodes: int = Field(256, ge=2, description="sampled episodes per N (95% intervals over them)")
+    seed: int = Field(0, ge=0, description="PRNG seed of the sampled evaluation")
+    temperature: float | None = Field(None, ge=0, description="lambda of the exploitability (default: the "
+                                      "solver's temperature, else 0)")
+    hindsight: bool = Field(True, description="sampled: also the hindsight deviator's upper bound")
+    marginal: bool = Field(False, description="a state-action game that reads only the state marginal: evaluate "
+                           "it over state counts (mfg.nplayer.marginal_game, checked on probes)")
+    horizon: int | None = Field(None, gt=0, description="sampled, stationary games: steps simulated "
+                                "(default: until gamma^H <= 1e-4)")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, value):
+        if any(isinstance(n, bool) or n < 1 for n in value):
+            raise ValueError(f"sizes must be positive player counts, got {value}")
+        return sorted(set(value))
+
+
 class ExperimentConfig(_Strict):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="run folder name")
     description: str = ""
@@ -164,6 +189,7 @@ class ExperimentConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     evaluation: EvaluationConfig | None = Field(None, description="serverless comparison after training")
     devices: DevicesConfig | None = Field(None, description="shard the run over devices and hosts (default: one device)")
+    nplayer: NPlayerConfig | None = Field(None, description="evaluate the trained policy in the N-player game")
 
     @model_validator(mode="after")
     def _evaluation_needs_serverless(self):

@@ -7,7 +7,8 @@ Run folder (``<output.dir>/<name>/``):
                        (values are lists over seeds when seeds > 1)
     checkpoints/       step_<iteration>/: the solver state (see experiments.checkpoint)
     summary.json       final numbers, written when the run ends
-    plots/             convergence.png (after the run)
+    plots/             convergence.png (after the run); nplayer.png with an ``nplayer`` section
+    nplayer/           results.json and table.md of the N-player evaluation (``nplayer`` section)
     tensorboard/       TensorBoard scalars per iteration (``output.tensorboard: true``;
                        needs the ``tensorboard`` extra, tensorboardX)
     log.txt            what happened, with timestamps
@@ -36,7 +37,8 @@ import yaml
 from experiments import checkpoint
 from experiments.config import ExperimentConfig, load_config, parse_config
 
-__all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder"]
+__all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder",
+           "evaluate_nplayer_run", "nplayer_saved"]
 
 
 class RunFolder:
@@ -273,7 +275,35 @@ def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress:
     if config.evaluation is not None:
         summary["evaluation"] = evaluate_run(folder, config, game, result.state.policy, progress)["targets"]
         atomic_write(folder.summary, json.dumps(summary, indent=1))
+    if config.nplayer is not None:
+        summary["nplayer"] = evaluate_nplayer_run(folder, config, game, result.state.policy, progress)
+        atomic_write(folder.summary, json.dumps(summary, indent=1))
     return summary
+
+
+def nplayer_temperature(config: ExperimentConfig) -> float:
+    """lambda of the N-player evaluation: ``nplayer.temperature``, else the solver's, else 0."""
+    if config.nplayer is not None and config.nplayer.temperature is not None:
+        return float(config.nplayer.temperature)
+    return float(config.solver.params.get("temperature", 0.0))
+
+
+def evaluate_nplayer_run(folder: RunFolder, config: ExperimentConfig, game, policy, progress: bool = True) -> dict:
+    """The ``nplayer`` section: results to ``nplayer/``, the plot to ``plots/nplayer.png``.
+
+    With several seeds the policy of seed 0 is evaluated."""
+    from experiments.nplayer import evaluate_nplayer
+
+    def log(message: str) -> None:
+        folder.log(message)
+        if progress:
+            print(message, file=sys.stderr, flush=True)
+
+    policy = np.asarray(policy)
+    if policy.ndim == len(game.policy_shape) + 1:
+        policy = policy[0]
+    return evaluate_nplayer(config.nplayer, game, policy, nplayer_temperature(config), folder.root / "nplayer",
+                            folder.plots if config.output.plots else None, log=log, write=atomic_write)
 
 
 def evaluate_run(folder: RunFolder, config: ExperimentConfig, game, policy, progress: bool = True,
@@ -324,6 +354,26 @@ def evaluate_saved(run_dir: str | Path, overrides: list[str] | None = None, prog
     config, game, state, iteration = restore_policy(folder, overrides, with_evaluation=True)
     folder.log(f"mfg eval: policy of iteration {iteration}")
     return evaluate_run(folder, config, game, state.policy, progress, tag)
+
+
+def nplayer_saved(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> dict:
+    """``mfg nplayer``: the N-player evaluation of a finished (or checkpointed) run's policy.
+
+    The run's ``nplayer`` section is used, with ``overrides`` (e.g. ``nplayer.sizes=[10,100]``);
+    a run without one needs ``nplayer.sizes`` among them."""
+    folder = RunFolder(run_dir)
+    if not folder.config.is_file():
+        raise FileNotFoundError(f"{folder.root} is not a run folder (no config.yaml)")
+    tree = yaml.safe_load(folder.config.read_text())
+    if tree.get("nplayer") is None:
+        if not any(o.strip().startswith("nplayer.sizes=") for o in overrides or []):
+            raise ValueError(f"{folder.root} has no nplayer section: give the sizes, e.g. "
+                             f"--set 'nplayer.sizes=[2,10,100]'")
+        tree["nplayer"] = {}
+    config, game, state, iteration = restore_policy(folder, None)
+    config = parse_config({**config.model_dump(mode="json"), "nplayer": tree["nplayer"]}, str(folder.config), overrides)
+    folder.log(f"mfg nplayer: policy of iteration {iteration}")
+    return evaluate_nplayer_run(folder, config, game, state.policy, progress)
 
 
 def _tensorboard_writer(folder: RunFolder, start_iteration: int):
