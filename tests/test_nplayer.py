@@ -214,3 +214,55 @@ def test_a_policy_of_the_wrong_shape_or_off_the_simplex_is_refused():
         exact_exploitability(game, bad, 3)
     with pytest.raises(ValueError, match="temperature"):
         exact_exploitability(game, _random_policy(game), 3, temperature=-1.0)
+
+
+# ------------------------------------------------------ the experiment entry
+
+def test_nplayer_section_writes_a_table_a_plot_and_the_summary(tmp_path):
+    import json
+
+    from experiments.cli import main
+
+    out = tmp_path / "runs"
+    assert main(["run", "nplayer_sis", "--set", "run.iterations=20", "--set", "run.chunk_size=10",
+                 "--set", "nplayer.sizes=[1,4,50]", "--set", "nplayer.episodes=16", "--set", "nplayer.method=auto",
+                 "--out", str(out), "--no-progress"]) == 0
+    run_dir = out / "nplayer_sis"
+    report = json.loads((run_dir / "nplayer" / "results.json").read_text())
+    assert [r["num_players"] for r in report["sizes"]] == [1, 4, 50]
+    assert all(r["method"] == "exact" for r in report["sizes"])
+    assert "| 50 | exact |" in (run_dir / "nplayer" / "table.md").read_text()
+    assert (run_dir / "plots" / "nplayer.png").stat().st_size > 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["nplayer"]["temperature"] == LAMBDA
+    # mfg nplayer on the finished run: the sampled method, at other sizes.
+    assert main(["nplayer", str(run_dir), "--set", "nplayer.sizes=[3,30]", "--set", "nplayer.method=sampled",
+                 "--set", "nplayer.episodes=8", "--no-progress"]) == 0
+    report = json.loads((run_dir / "nplayer" / "results.json").read_text())
+    assert [r["method"] for r in report["sizes"]] == ["sampled", "sampled"]
+    assert report["sizes"][0]["lower_bound_half_width"] > 0
+
+
+@pytest.mark.parametrize("override, match", [
+    ("nplayer.sizes=[0,10]", "sizes must be positive"),
+    ("nplayer.sizes=[]", "at least 1 item"),
+    ("nplayer.episodes=1", "greater than or equal to 2"),
+    ("nplayer.method=brute", "auto"),
+    ("nplayer.colour=red", "unknown key"),
+])
+def test_a_bad_nplayer_section_names_the_field(override, match):
+    from experiments.config import ConfigError, load_config
+    from experiments.cli import EXPERIMENTS_DIR
+
+    with pytest.raises(ConfigError, match=match):
+        load_config(EXPERIMENTS_DIR / "nplayer_sis.yaml", [override])
+
+
+def test_mfg_nplayer_without_sizes_on_a_run_without_the_section_says_what_to_give(tmp_path):
+    from experiments.cli import main
+
+    out = tmp_path / "runs"
+    assert main(["run", "classic_crowd_modelling_fixed_point", "--set", "run.iterations=4", "--set",
+                 "run.chunk_size=2", "--out", str(out), "--no-progress"]) == 0
+    with pytest.raises(SystemExit, match="no nplayer section"):
+        main(["nplayer", str(out / "classic_crowd_modelling_fixed_point")])
