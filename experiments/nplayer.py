@@ -5,8 +5,8 @@
 For each N the policy's N-player exploitability is computed exactly where that is cheap
 (``mfg.nplayer.exact_exploitability``; ``method: auto`` picks it when ``exact_size``
 fits in memory and its work is below ``EXACT_WORK_MAX``) and sampled otherwise
-(``mfg.nplayer.sampled_exploitability``: a lower bound from the mean-field best
-response, an upper bound from the hindsight deviator, 95% intervals).  Writes
+(``mfg.nplayer.sampled_exploitability``: a lower bound from an adaptive deviation, an
+upper bound from the hindsight deviator, 95% intervals).  Writes
 
     nplayer/results.json   every number, per N
     nplayer/table.md       the same as a table
@@ -84,7 +84,7 @@ def evaluate_nplayer(section, game, policy, temperature: float, out_dir: Path, p
             r = by_size.get(row["num_players"]) if row["method"] == "sampled" else None
             if r is None:
                 continue
-            row |= {"value": r.value.mean, "value_half_width": r.value.half_width,
+            row |= {"deviation": r.deviation, "value": r.value.mean, "value_half_width": r.value.half_width,
                     "lower_bound": r.deviation_gain.mean, "lower_bound_half_width": r.deviation_gain.half_width,
                     "upper_bound": None if r.hindsight_gain is None else r.hindsight_gain.mean,
                     "upper_bound_half_width": None if r.hindsight_gain is None else r.hindsight_gain.half_width,
@@ -107,13 +107,14 @@ def _pm(mean, half) -> str:
 def table_markdown(report: dict) -> str:
     lines = [f"N-player exploitability (temperature {report['temperature']:g}); mean field (N = ∞): "
              f"{report['mean_field_exploitability']:.4g}", "",
-             "| N | method | exploitability | lower bound (MF best response) | upper bound (hindsight) | value |",
+             "| N | method | exploitability | lower bound (deviation) | upper bound (hindsight) | value |",
              "|---|---|---|---|---|---|"]
     for r in report["sizes"]:
         if r["method"] == "exact":
             lines.append(f"| {r['num_players']} | exact | {r['exploitability']:.6g} | | | {r['value']:.6g} |")
         else:
-            lines.append(f"| {r['num_players']} | sampled | | {_pm(r['lower_bound'], r['lower_bound_half_width'])} | "
+            lines.append(f"| {r['num_players']} | sampled | | {_pm(r['lower_bound'], r['lower_bound_half_width'])} "
+                         f"({r['deviation']}) | "
                          f"{_pm(r.get('upper_bound'), r.get('upper_bound_half_width'))} | "
                          f"{_pm(r['value'], r['value_half_width'])} |")
     return "\n".join(lines) + "\n"
@@ -135,7 +136,7 @@ def plot_nplayer(report: dict, path: Path, title: str = "") -> Path:
         eps = [r["exploitability"] for r in exact]
         ax.plot(n, eps, "o-", label="exact")
         floor = min([floor] + [e for e in eps if e > 0])
-    for key, marker, offset, label in (("lower_bound", "v", 0.97, "lower bound (MF best response)"),
+    for key, marker, offset, label in (("lower_bound", "v", 0.97, "lower bound (a deviation)"),
                                        ("upper_bound", "^", 1.03, "upper bound (hindsight deviator)")):
         pts = [r for r in sampled if r.get(key) is not None]
         if not pts:

@@ -139,7 +139,8 @@ def test_sampled_values_and_bounds_agree_with_the_exact_ones():
     policy = _random_policy(game)
     deviation = np.asarray(mean_field_best_response(game, policy, LAMBDA))
     sizes = [2, 6]
-    sampled = sampled_exploitability(game, policy, sizes, jax.random.key(0), episodes=3000, temperature=LAMBDA)
+    sampled = sampled_exploitability(game, policy, sizes, jax.random.key(0), episodes=3000, temperature=LAMBDA,
+                                     deviation="best_response")
     for n, s in zip(sizes, sampled):
         e = exact_exploitability(game, policy, n, LAMBDA, deviation=deviation)
         # 95% intervals, three of them per N: a small slack keeps the test from flaking.
@@ -148,6 +149,21 @@ def test_sampled_values_and_bounds_agree_with_the_exact_ones():
         # lower bound <= exact <= hindsight upper bound
         assert s.deviation_gain.low <= float(e.regularized) <= s.hindsight_gain.high
         assert s.hindsight_gain.mean >= float(e.regularized) - s.hindsight_gain.half_width
+
+
+def test_the_adaptive_deviation_gains_at_the_equilibrium_where_the_mean_field_best_response_cannot():
+    game = marginal_game(games.susceptible_infected(horizon=None))
+    policy = _equilibrium(game)
+    n = 8
+    exact = float(exact_exploitability(game, policy, n, LAMBDA).regularized)
+    adaptive, best = (sampled_exploitability(game, policy, n, jax.random.key(3), episodes=2000, temperature=LAMBDA,
+                                             deviation=d)[0] for d in ("adaptive", "best_response"))
+    # At the equilibrium the mean-field best response is the policy itself: no gain.
+    assert abs(best.deviation_gain.mean) < 1e-9
+    # Reacting to the realized population gains, and no more than the best response can.
+    assert adaptive.deviation_gain.low > 0
+    assert adaptive.deviation_gain.low <= exact + adaptive.truncation_bound
+    assert adaptive.hindsight_gain.high >= exact - 0.05      # the kernel reads m: the upper bound holds to O(1/N)
 
 
 def test_one_compilation_serves_every_size_of_a_sweep():

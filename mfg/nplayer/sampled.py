@@ -4,12 +4,19 @@ Each episode simulates two copies of the N-player game (``mfg.nplayer.game``) on
 random numbers:
 
 * world A: every player uses the mean-field policy pi;
-* world B: player 0 uses a deviation pi_dev (by default the mean-field best response to
-  the mean field of pi), the others pi, with the same uniforms as in world A.
+* world B: player 0 deviates, the others use pi, with the same uniforms as in world A.
+  The deviation (``deviation``) is by default *adaptive*: at each step player 0 plays
+  softmax((r(x, ., m_t) + gamma E[V_MF(x') | x, ., m_t]) / lambda) against the realized
+  mean field m_t, V_MF the mean-field optimal soft value against pi's mean field: one
+  step of policy improvement that reacts to the population's fluctuations (at an exact
+  equilibrium it is pi whenever m_t equals the mean field).  It sees only the present,
+  so it is a real deviation and its gain a valid lower bound.  The mean-field best
+  response or any mean-field policy can be given instead.
 
 From E episodes it estimates, with 95% normal intervals over episodes,
 
-* the value J_N(pi; pi): per episode the mean return of the N players of world A;
+* the value J_N(pi; pi): per episode player 0's return in world A (and, as
+  ``population_value``, the mean return of all N players there);
 * a lower bound on the N-player exploitability, the deviation gain
   J_N(pi_dev; pi) - J_N(pi; pi): per episode player 0's return in B minus that in A;
 * an upper bound (``hindsight=True``): a deviator that sees the realized population.
@@ -44,7 +51,7 @@ from jax import lax
 
 from mfg.game import MeanFieldGame
 from mfg.nplayer.game import check_players, check_policy, mean_field_best_response, others_start
-from mfg.oracles import policy_value, soft_value
+from mfg.oracles import best_response, induced_mean_field, optimal_q_values, policy_value, soft_value
 from mfg.transitions import expected_next, sample_next
 from solvers.agents import draw_actions, initial_agents
 
@@ -84,7 +91,12 @@ class SampledExploitability:
     """The sampled evaluation at one N (see the module docstring).
 
     Attributes:
-      value: J_N(pi; pi), the expected (regularized) return of a player when all use pi.
+      value: J_N(pi; pi), player 0's expected (regularized) return when all use pi.
+      population_value: the mean return of all N players in an episode.  Finite-horizon
+        games start every player from mu_0, so it estimates J_N(pi; pi) too, with about
+        1/N of the variance; stationary games start the others from the stationary mean
+        field, so it is their value, not player 0's.
+      deviation: which deviation gave the lower bound: "adaptive", "best_response" or "policy".
       deviation_gain: J_N(pi_dev; pi) - J_N(pi; pi), a lower bound on eps_N(pi).
       hindsight_gain: the hindsight deviator's gain, an upper bound on eps_N(pi) (None
         when not computed).
@@ -93,7 +105,9 @@ class SampledExploitability:
     """
 
     num_players: int
+    deviation: str
     value: Estimate
+    population_value: Estimate
     deviation_gain: Estimate
     hindsight_gain: Estimate | None
     horizon: int
@@ -160,10 +174,10 @@ def _hindsight_gain(game, policy, others_path, x0, temperature, num_players, hor
     return values[0, x0] - values[1, x0]
 
 
-def _episode(game, policy, deviation, temperature, num_players, key, *, max_players, horizon, hindsight):
+def _episode(game, policy, deviation, lookahead, temperature, num_players, key, *, max_players, horizon,
+             hindsight, adaptive):
     """One episode of worlds A and B: (mean return in A, player 0 in A, player 0 in B, hindsight gain)."""
     dtype = policy.dtype
-    S, A = game.num_states, game.num_actions
     gamma = game.discount.astype(dtype)
     active = jnp.arange(max_players) < num_players
     key_init, key_run = jax.random.split(key)
@@ -178,18 +192,28 @@ def _episode(game, policy, deviation, temperature, num_players, key, *, max_play
     def step(carry, t):
         states, returns, discount = carry
         pi_t = policy[t] if game.is_finite_horizon else policy
-        dev_t = deviation[t] if game.is_finite_horizon else deviation
         epoch = t if game.is_finite_horizon else jnp.int32(0)
         u_action, u_next = jax.random.uniform(jax.random.fold_in(key_run, t), (2, max_players), dtype)
-        cdf, dev_cdf = jnp.cumsum(pi_t, -1), jnp.cumsum(dev_t, -1)
+        cdf = jnp.cumsum(pi_t, -1)
+        x0 = states[1, 0]
+        if adaptive:
+            # One-step improvement against the realized mean field of world B (a state
+            # game: it is known before the actions), with the mean-field soft value after.
+            view = _mean_field(game, states[1], states[1], active, num_players)
+            future = lookahead[t + 1] if game.is_finite_horizon else lookahead
+            q0 = (game.reward_fn(game.params, epoch, view).astype(dtype)[x0]
+                  + gamma * expected_next(game.transition_fn(game.params, epoch, view), future)[x0])
+            own = best_response(q0, temperature)
+        else:
+            own = (deviation[t] if game.is_finite_horizon else deviation)[x0]
+        a0 = draw_actions(jnp.cumsum(own)[None], jnp.zeros((1,), jnp.int32), u_action[:1])[0]
         actions = jnp.stack([draw_actions(cdf, states[0], u_action),
-                             jnp.where(is_zero, draw_actions(dev_cdf, states[1], u_action),
-                                       draw_actions(cdf, states[1], u_action))])
+                             draw_actions(cdf, states[1], u_action).at[0].set(a0)])
 
         def world(states_w, actions_w, deviating):
             view = _mean_field(game, states_w, actions_w, active, num_players)
             reward = game.reward_fn(game.params, epoch, view).astype(dtype)[states_w, actions_w]
-            chosen = jnp.where(is_zero & deviating, dev_t[states_w, actions_w], pi_t[states_w, actions_w])
+            chosen = jnp.where(is_zero & deviating, own[actions_w], pi_t[states_w, actions_w])
             reward = reward - temperature * jnp.log(jnp.maximum(chosen, tiny))
             nxt = sample_next(game.transition_fn(game.params, epoch, view), u_next, states_w, actions_w)
             return reward, nxt, view
@@ -206,10 +230,21 @@ def _episode(game, policy, deviation, temperature, num_players, key, *, max_play
     return jnp.stack([mean_return, returns[0, 0], returns[1, 0], gain])
 
 
-@functools.partial(jax.jit, static_argnames=("max_players", "horizon", "hindsight"))
-def _episodes(game, policy, deviation, temperature, num_players, keys, *, max_players, horizon, hindsight):
-    run = functools.partial(_episode, max_players=max_players, horizon=horizon, hindsight=hindsight)
-    return jax.vmap(lambda key: run(game, policy, deviation, temperature, num_players, key))(keys)
+@functools.partial(jax.jit, static_argnames=("max_players", "horizon", "hindsight", "adaptive"))
+def _episodes(game, policy, deviation, lookahead, temperature, num_players, keys, *, max_players, horizon,
+              hindsight, adaptive):
+    run = functools.partial(_episode, max_players=max_players, horizon=horizon, hindsight=hindsight,
+                            adaptive=adaptive)
+    return jax.vmap(lambda key: run(game, policy, deviation, lookahead, temperature, num_players, key))(keys)
+
+
+def _lookahead_values(game, policy, temperature):
+    """Mean-field soft optimal values against the mean field of ``policy``: [T + 1, S] (V_T = 0) or [S]."""
+    q = optimal_q_values(game, induced_mean_field(game, policy), temperature)
+    values = soft_value(q, temperature)
+    if game.is_finite_horizon:
+        values = jnp.concatenate([values, jnp.zeros((1, game.num_states), values.dtype)])
+    return values
 
 
 def sampled_exploitability(game: MeanFieldGame, policy, sizes, key, *, episodes: int = 256, temperature=0.0,
@@ -224,8 +259,15 @@ def sampled_exploitability(game: MeanFieldGame, policy, sizes, key, *, episodes:
       key: a ``jax.random.key``; episode e at size index i uses fold_in(fold_in(key, i), e).
       episodes: E, independent episodes per N (the intervals shrink like 1/sqrt(E)).
       temperature: lambda >= 0.
-      deviation: player 0's mean-field deviation (default: the mean-field best response
-        to the mean field of ``policy`` at this temperature).
+      deviation: player 0's deviation in world B, whose gain is the lower bound:
+        ``"adaptive"`` (the default for state games): at each step the soft best
+        response, against the realized mean field, of one step followed by the
+        mean-field optimal value; ``"best_response"`` (the default for state-action
+        games, whose realized mean field includes the others' current actions): the
+        mean-field best response; or a mean-field policy array (``game.policy_shape``).
+        At an exact mean-field equilibrium the mean-field best response is the policy
+        itself (gain 0), while the adaptive deviation reacts to the population's
+        fluctuations.
       hindsight: also compute the hindsight upper bound (costs S evaluations of the
         game's reward and kernel per step; off for large S).
       horizon: steps simulated for a stationary game (default ``default_horizon``).
@@ -241,8 +283,20 @@ def sampled_exploitability(game: MeanFieldGame, policy, sizes, key, *, episodes:
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}.")
     dtype = game.initial_distribution.dtype
     pi = jnp.asarray(check_policy(game, policy), dtype)
-    dev = (mean_field_best_response(game, pi, temperature) if deviation is None
-           else jnp.asarray(check_policy(game, deviation, "deviation"), dtype))
+    if deviation is None:
+        deviation = "adaptive" if game.mean_field == "state" else "best_response"
+    adaptive = isinstance(deviation, str) and deviation == "adaptive"
+    if adaptive and game.mean_field != "state":
+        raise ValueError("deviation='adaptive' needs a state game (mean_field='state'): in a state-action game "
+                         "the realized mean field includes the others' current actions; use 'best_response' "
+                         "or a policy array (or mfg.nplayer.marginal_game).")
+    if isinstance(deviation, str) and deviation not in ("adaptive", "best_response"):
+        raise ValueError(f"deviation must be 'adaptive', 'best_response' or a policy array, got {deviation!r}.")
+    if isinstance(deviation, str):
+        dev = mean_field_best_response(game, pi, temperature)
+    else:
+        dev = jnp.asarray(check_policy(game, deviation, "deviation"), dtype)
+    lookahead = _lookahead_values(game, pi, temperature) if adaptive else jnp.zeros((), dtype)
     if horizon is None:
         horizon = default_horizon(game)
     elif game.is_finite_horizon and horizon != game.horizon:
@@ -265,12 +319,13 @@ def sampled_exploitability(game: MeanFieldGame, policy, sizes, key, *, episodes:
             chunk = keys[lo:lo + batch]
             if chunk.shape[0] < batch:                        # keep one shape: pad, then drop
                 chunk = jnp.concatenate([chunk, keys[: batch - chunk.shape[0]]])
-            out = _episodes(game, pi, dev, jnp.asarray(temperature, dtype), jnp.asarray(n, jnp.int32), chunk,
-                            max_players=max_players, horizon=horizon, hindsight=hindsight)
+            out = _episodes(game, pi, dev, lookahead, jnp.asarray(temperature, dtype), jnp.asarray(n, jnp.int32),
+                            chunk, max_players=max_players, horizon=horizon, hindsight=hindsight, adaptive=adaptive)
             chunks.append(np.asarray(out)[: min(batch, episodes - lo)])
         samples = np.concatenate(chunks)
         results.append(SampledExploitability(
-            num_players=n, value=Estimate.of(samples[:, 0]), deviation_gain=Estimate.of(samples[:, 2] - samples[:, 1]),
+            num_players=n, deviation=deviation if isinstance(deviation, str) else "policy", value=Estimate.of(samples[:, 1]), population_value=Estimate.of(samples[:, 0]),
+            deviation_gain=Estimate.of(samples[:, 2] - samples[:, 1]),
             hindsight_gain=Estimate.of(samples[:, 3]) if hindsight else None, horizon=horizon,
             truncation_bound=truncation))
     return results
