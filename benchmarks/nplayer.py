@@ -41,7 +41,8 @@ def sis_equilibrium():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serverless", action="store_true", help="also evaluate the serverless game's policy")
-    parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--episodes", type=int, default=64, help="sampled episodes (SIS)")
+    parser.add_argument("--serverless-episodes", type=int, default=32, help="sampled episodes (serverless game)")
     args = parser.parse_args()
 
     game, policy = sis_equilibrium()
@@ -69,8 +70,8 @@ def main() -> None:
               f"mean-field exploitability {float(mf.regularized):.3g} (lambda 0.05)")
         sizes = [10, 100, 1000, 10_000]
         results, seconds = timed(sampled_exploitability, game, policy, sizes, jax.random.key(0),
-                                 episodes=args.episodes, temperature=0.05, hindsight=False)
-        print(f"  sampled, {args.episodes} episodes of {results[0].horizon} steps, all sizes in {seconds:.0f} s "
+                                 episodes=args.serverless_episodes, temperature=0.05, hindsight=False)
+        print(f"  sampled, {args.serverless_episodes} episodes of {results[0].horizon} steps, all sizes in {seconds:.0f} s "
               f"(one compilation); truncation <= {results[0].truncation_bound:.2g}")
         print("  | N | value J_N(pi; pi) | mean return of the N functions | lower bound on eps_N (adaptive deviation) |")
         print("  |---|---|---|---|")

@@ -147,15 +147,26 @@ def plot_nplayer(report: dict, path: Path, title: str = "") -> Path:
         ax.errorbar(n, mean, yerr=half, fmt=marker, capsize=3, label=label)
         floor = min([floor] + [m for m in mean - half if m > 0])
     mf = report["mean_field_exploitability"]
-    if mf > 0:
+    hidden = []
+    if math.isfinite(floor) and mf < floor / 100:
+        # A converged equilibrium's value (1e-12) would squash the data into the top of
+        # the axis: say it instead of drawing it.
+        hidden.append(f"mean field (N = ∞): {mf:.2g}, below the axis")
+    elif mf > 0:
         ax.axhline(mf, ls="--", color="gray", label=f"mean field, N = ∞ ({mf:.2g})")
         floor = min(floor, mf)
+    dropped = sum(1 for r in sampled for key in ("lower_bound", "upper_bound")
+                  if r.get(key) is not None and r[key] - r[key + "_half_width"] <= 0)
+    if dropped:
+        hidden.append(f"{dropped} interval(s) reaching 0 or below are cut at the axis")
     ax.set_xscale("log")
     ax.set_yscale("log")
     if math.isfinite(floor):
         ax.set_ylim(bottom=floor / 3)
+    if hidden:
+        ax.text(0.02, 0.02, "\n".join(hidden), transform=ax.transAxes, fontsize=8, color="gray")
     ax.set(xlabel="players N", ylabel=f"N-player exploitability (λ = {report['temperature']:g})",
-           title=f"{title}: the mean-field policy in the N-player game" if title else None)
+           title=f"{title}\nthe mean-field policy in the N-player game" if title else None)
     ax.legend(loc="upper right", fontsize=8)
     fig.savefig(path, dpi=120)
     plt.close(fig)

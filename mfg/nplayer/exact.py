@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 from jax.scipy.special import gammaln, xlogy
 
 from mfg.game import MeanFieldGame
@@ -307,8 +308,8 @@ def _exact_values(game, policy, deviation, temperature, tables, *, num_players: 
     return returns
 
 
-def exact_exploitability(game: MeanFieldGame, policy, num_players: int, temperature=0.0, deviation=None,
-                         memory_limit: int | None = None) -> NPlayerExploitability:
+def exact_exploitability(game: MeanFieldGame, policy: ArrayLike, num_players: int, temperature: float = 0.0,
+                         deviation: ArrayLike | None = None, memory_limit: int | None = None) -> NPlayerExploitability:
     """Exact N-player exploitability of the mean-field policy ``policy``.
 
     Args:

@@ -43,11 +43,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from mfg.game import MeanFieldGame
 from mfg.nplayer.game import check_players, check_policy, mean_field_best_response, others_start
@@ -121,13 +123,24 @@ def default_horizon(game: MeanFieldGame, tolerance: float = 1e-4) -> int:
     return int(math.ceil(math.log(tolerance) / math.log(float(game.discount))))
 
 
+# Up to this many cells the counts are compare-and-sum passes over the players (vectorized)
+# instead of a scatter-add, which XLA:CPU runs element by element.
+_DENSE_COUNT_CELLS = 16
+
+
+def _counts(cells, weight, num_cells):
+    if num_cells <= _DENSE_COUNT_CELLS:
+        return jnp.stack([jnp.sum(jnp.where(cells == c, weight, 0.0)) for c in range(num_cells)])
+    return jax.ops.segment_sum(weight, cells, num_segments=num_cells)
+
+
 def _mean_field(game, states, actions, active, num_players):
     """Empirical m_N of the active players: [S] counts / N, or [S, A] for state-action games."""
     S, A = game.num_states, game.num_actions
     weight = active.astype(game.initial_distribution.dtype) / num_players
     if game.mean_field == "state":
-        return jax.ops.segment_sum(weight, states, num_segments=S)
-    return jax.ops.segment_sum(weight, states * A + actions, num_segments=S * A).reshape(S, A)
+        return _counts(states, weight, S)
+    return _counts(states * A + actions, weight, S * A).reshape(S, A)
 
 
 def _own_view(game, others, x, a, num_players):
@@ -196,30 +209,36 @@ def _episode(game, policy, deviation, lookahead, temperature, num_players, key, 
         u_action, u_next = jax.random.uniform(jax.random.fold_in(key_run, t), (2, max_players), dtype)
         cdf = jnp.cumsum(pi_t, -1)
         x0 = states[1, 0]
+
+        def tables(states_w, actions_w):
+            view = _mean_field(game, states_w, actions_w, active, num_players)
+            return (view, game.reward_fn(game.params, epoch, view).astype(dtype),
+                    game.transition_fn(game.params, epoch, view))
+
+        # A state game's mean field is known before the actions: its tables serve both
+        # the adaptive deviation and the step (one evaluation per world and step).
+        before = jax.vmap(tables)(states, states) if game.mean_field == "state" else None
         if adaptive:
-            # One-step improvement against the realized mean field of world B (a state
-            # game: it is known before the actions), with the mean-field soft value after.
-            view = _mean_field(game, states[1], states[1], active, num_players)
+            # One-step improvement against the realized mean field of world B, with the
+            # mean-field soft value after it.
+            _, reward_b, transition_b = jax.tree_util.tree_map(lambda leaf: leaf[1], before)
             future = lookahead[t + 1] if game.is_finite_horizon else lookahead
-            q0 = (game.reward_fn(game.params, epoch, view).astype(dtype)[x0]
-                  + gamma * expected_next(game.transition_fn(game.params, epoch, view), future)[x0])
-            own = best_response(q0, temperature)
+            own = best_response(reward_b[x0] + gamma * expected_next(transition_b, future)[x0], temperature)
         else:
             own = (deviation[t] if game.is_finite_horizon else deviation)[x0]
         a0 = draw_actions(jnp.cumsum(own)[None], jnp.zeros((1,), jnp.int32), u_action[:1])[0]
         actions = jnp.stack([draw_actions(cdf, states[0], u_action),
                              draw_actions(cdf, states[1], u_action).at[0].set(a0)])
+        view, reward, transition = before if before is not None else jax.vmap(tables)(states, actions)
 
-        def world(states_w, actions_w, deviating):
-            view = _mean_field(game, states_w, actions_w, active, num_players)
-            reward = game.reward_fn(game.params, epoch, view).astype(dtype)[states_w, actions_w]
+        def world(states_w, actions_w, deviating, reward_w, transition_w):
             chosen = jnp.where(is_zero & deviating, own[actions_w], pi_t[states_w, actions_w])
-            reward = reward - temperature * jnp.log(jnp.maximum(chosen, tiny))
-            nxt = sample_next(game.transition_fn(game.params, epoch, view), u_next, states_w, actions_w)
-            return reward, nxt, view
+            gained = reward_w[states_w, actions_w] - temperature * jnp.log(jnp.maximum(chosen, tiny))
+            return gained, sample_next(transition_w, u_next, states_w, actions_w)
 
-        rewards, nxt, views = jax.vmap(world)(states, actions, jnp.array([False, True]))
-        others = views[0] - _own_view(game, jnp.zeros_like(views[0]), states[0, 0], actions[0, 0], num_players)
+        rewards, nxt = jax.vmap(world)(states, actions, jnp.array([False, True]), reward, transition)
+        # The others' part of world A's mean field, for the hindsight deviator.
+        others = view[0] - _own_view(game, jnp.zeros_like(view[0]), states[0, 0], actions[0, 0], num_players)
         return (nxt, returns + discount * rewards, discount * gamma), others
 
     init = (states, jnp.zeros((2, max_players), dtype), jnp.ones((), dtype))
@@ -247,8 +266,9 @@ def _lookahead_values(game, policy, temperature):
     return values
 
 
-def sampled_exploitability(game: MeanFieldGame, policy, sizes, key, *, episodes: int = 256, temperature=0.0,
-                           deviation=None, hindsight: bool = True, horizon: int | None = None,
+def sampled_exploitability(game: MeanFieldGame, policy: ArrayLike, sizes: int | Sequence[int], key: jax.Array, *,
+                           episodes: int = 256, temperature: float = 0.0, deviation: str | ArrayLike | None = None,
+                           hindsight: bool = True, horizon: int | None = None,
                            batch: int | None = None) -> list[SampledExploitability]:
     """The sampled N-player evaluation of ``policy`` at each N of ``sizes``.
 
