@@ -2,7 +2,9 @@
 
 The model layer of the library: games (``MeanFieldGame``, ``make_game``, the catalogue in
 ``mfg.games``), transition operators (``mfg.transitions``) and exact oracles
-(``mfg.oracles``) and feature maps for function approximation (``mfg.features``).  Solvers live in the sibling package ``solvers``.
+(``mfg.oracles``), feature maps for function approximation (``mfg.features``), sampling
+primitives for simulated agents (``mfg.sampling``) and the finite N-player game of any
+mean-field game (``mfg.nplayer``).  Solvers live in the sibling package ``solvers``.
 """
 
 from mfg import features, games, oracles, transitions

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from mfg.game import MeanFieldGame
+from mfg.sampling import draw_actions, initial_agents
 from mfg.transitions import Transition, sample_next
 
 __all__ = ["FrozenSystem", "frozen_system", "initial_agents", "explorer_mask", "draw_actions",
@@ -41,23 +42,9 @@ def frozen_system(game: MeanFieldGame, joint: jax.Array, policy: jax.Array) -> F
                         jnp.log(jnp.maximum(policy, jnp.finfo(dtype).tiny)), jnp.cumsum(policy, axis=-1))
 
 
-def initial_agents(game: MeanFieldGame, key: jax.Array, num_agents: int) -> jax.Array:
-    """[N] int32 states drawn from mu_0 (inverse CDF by binary search: O(N log S))."""
-    dtype = game.initial_distribution.dtype
-    cdf = jnp.cumsum(game.initial_distribution.astype(dtype))
-    uniforms = jax.random.uniform(key, (num_agents,), dtype) * cdf[-1]
-    return jnp.minimum(jnp.searchsorted(cdf, uniforms, side="right"), game.num_states - 1).astype(jnp.int32)
-
-
 def explorer_mask(num_agents: int, fraction) -> jax.Array:
     """[N] bool, True for the first round(fraction N) agents (``fraction`` may be traced)."""
     return jnp.arange(num_agents) < jnp.round(fraction * num_agents)
-
-
-def draw_actions(policy_cdf: jax.Array, states: jax.Array, uniforms: jax.Array) -> jax.Array:
-    """a_i ~ pi(. | s_i) by inverse CDF, one uniform each."""
-    num_actions = policy_cdf.shape[-1]
-    return jnp.minimum(jnp.sum(policy_cdf[states] < uniforms[:, None], axis=-1), num_actions - 1).astype(jnp.int32)
 
 
 def agent_step(system: FrozenSystem, explorer: jax.Array, states, actions, uniforms):

@@ -54,8 +54,8 @@ from jax.typing import ArrayLike
 from mfg.game import MeanFieldGame
 from mfg.nplayer.game import check_players, check_policy, mean_field_best_response, others_start
 from mfg.oracles import best_response, induced_mean_field, optimal_q_values, policy_value, soft_value
+from mfg.sampling import draw_actions, initial_agents
 from mfg.transitions import expected_next, sample_next
-from solvers.agents import draw_actions, initial_agents
 
 __all__ = ["Estimate", "SampledExploitability", "sampled_exploitability", "default_horizon"]
 
