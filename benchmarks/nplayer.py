@@ -3,6 +3,7 @@ serverless game's MFG policy with N = 10 to 10,000 real functions.
 
     python benchmarks/nplayer.py                 # exact S = 2 at N = 1,000; sampled at N = 10^5
     python benchmarks/nplayer.py --serverless    # also the serverless game (a few minutes)
+    python benchmarks/nplayer.py --serverless --small-serverless   # and both bounds on a small one
 
 Not a test: it prints times and numbers (docs/nplayer.md quotes them).
 """
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--serverless", action="store_true", help="also evaluate the serverless game's policy")
     parser.add_argument("--episodes", type=int, default=64, help="sampled episodes (SIS)")
     parser.add_argument("--serverless-episodes", type=int, default=32, help="sampled episodes (serverless game)")
+    parser.add_argument("--small-serverless", action="store_true",
+                        help="with --serverless: both bounds on a small serverless game (S = 72; about 10 minutes)")
     args = parser.parse_args()
 
     game, policy = sis_equilibrium()
@@ -80,8 +83,10 @@ def main() -> None:
                   f"{r.population_value.mean:.4f} ± {r.population_value.half_width:.2g} | "
                   f"{r.deviation_gain.mean:.4g} ± {r.deviation_gain.half_width:.2g} |")
 
-        # Both bounds on a small serverless game (3 containers, 2 CPU steps: S = 90), where
+    if args.serverless and args.small_serverless:
+        # Both bounds on a small serverless game (3 containers, 2 CPU steps: S = 72), where
         # the hindsight deviator's S table evaluations per step are affordable.
+        sizes = [10, 100, 1000, 10_000]
         game = games.serverless(max_containers=3, max_cpu_steps=2)
         policy = np.asarray(run(FixedPoint(temperature=0.05, damping=0.1), game, 300, chunk_size=100,
                                 diagnose=False).state.policy)
