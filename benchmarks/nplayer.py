@@ -33,6 +33,15 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
+def print_table(results, *columns) -> None:
+    """A markdown table of sampled results: one row per N, columns (header, Estimate attribute)."""
+    print("  | N | " + " | ".join(header for header, _ in columns) + " |")
+    print("  |---|" + "---|" * len(columns))
+    for r in results:
+        cells = [f"{getattr(r, name).mean:.4g} ± {getattr(r, name).half_width:.2g}" for _, name in columns]
+        print(f"  | {r.num_players} | " + " | ".join(cells) + " |")
+
+
 def sis_equilibrium():
     game = marginal_game(games.susceptible_infected(horizon=None))
     result = run(FixedPoint(temperature=LAMBDA, damping=0.2), game, 400, chunk_size=400)
@@ -76,12 +85,8 @@ def main() -> None:
                                  episodes=args.serverless_episodes, temperature=0.05, hindsight=False)
         print(f"  sampled, {args.serverless_episodes} episodes of {results[0].horizon} steps, all sizes in {seconds:.0f} s "
               f"(one compilation); truncation <= {results[0].truncation_bound:.2g}")
-        print("  | N | value J_N(pi; pi) | mean return of the N functions | lower bound on eps_N (adaptive deviation) |")
-        print("  |---|---|---|---|")
-        for r in results:
-            print(f"  | {r.num_players} | {r.value.mean:.4f} ± {r.value.half_width:.2g} | "
-                  f"{r.population_value.mean:.4f} ± {r.population_value.half_width:.2g} | "
-                  f"{r.deviation_gain.mean:.4g} ± {r.deviation_gain.half_width:.2g} |")
+        print_table(results, ("value J_N(pi; pi)", "value"), ("mean return of the N functions", "population_value"),
+                    ("lower bound on eps_N (adaptive deviation)", "deviation_gain"))
 
     if args.serverless and args.small_serverless:
         # Both bounds on a small serverless game (3 containers, 2 CPU steps: S = 72), where
@@ -95,12 +100,8 @@ def main() -> None:
                                  episodes=args.serverless_episodes, temperature=0.05, hindsight=True)
         print(f"\nsmall serverless game (S = {game.num_states}): mean-field exploitability "
               f"{float(mf.regularized):.3g}; sampled with both bounds, all sizes in {seconds:.0f} s")
-        print("  | N | value J_N(pi; pi) | lower bound (adaptive deviation) | upper bound (hindsight) |")
-        print("  |---|---|---|---|")
-        for r in results:
-            print(f"  | {r.num_players} | {r.value.mean:.4f} ± {r.value.half_width:.2g} | "
-                  f"{r.deviation_gain.mean:.4g} ± {r.deviation_gain.half_width:.2g} | "
-                  f"{r.hindsight_gain.mean:.4g} ± {r.hindsight_gain.half_width:.2g} |")
+        print_table(results, ("value J_N(pi; pi)", "value"), ("lower bound (adaptive deviation)", "deviation_gain"),
+                    ("upper bound (hindsight)", "hindsight_gain"))
 
 
 if __name__ == "__main__":

@@ -205,11 +205,12 @@ def _multinomial_log_pmf(counts: jax.Array, probs: jax.Array) -> jax.Array:
 
 
 def _epoch_tables(game: MeanFieldGame, t, others: jax.Array, tables: dict, num_players: int, batch: int):
-    """(reward [S, M, A], own kernel [S, M, A, S], others' next-count law [S, M, A?, M'], agg).
+    """One epoch's tables: (reward, own kernel, the others' next-count law, weights).
 
-    State games return the law as [S, M, M] (it does not depend on player 0's action);
-    state-action games return per-row quantities over (x, a, k) and the weights that
-    fold k into c (see ``_q_values``).
+    State games: reward [S, M, A], own kernel [S, M, A, S], law [S, M, M] (it does not
+    depend on player 0's action), weights None.  State-action games: the same over rows
+    (x, a, k) -- [S, A, K], [S, A, K, S], [S, A, K, M] -- and the weights P(k | c) [K]
+    that fold k into c (``_q_values``).
     """
     S, A = game.num_states, game.num_actions
     dtype = others.dtype
