@@ -1,7 +1,7 @@
 """The ``mfg`` command line.
 
     mfg run [CONFIG.yaml] [--set path.to.key=value ...] [--out DIR]
-    mfg resume RUN_DIR
+    mfg resume RUN_DIR [--new-run | --repair]
     mfg eval RUN_DIR [--set evaluation.key=value ...] [--tag NAME]
     mfg nplayer RUN_DIR [--set nplayer.key=value ...]
     mfg export RUN_DIR [--out DIR]
@@ -68,10 +68,8 @@ def cmd_run(args) -> int:
 def cmd_resume(args) -> int:
     from experiments.runner import resume
 
-    try:
-        run_dir = resume(args.run_dir, progress=not args.no_progress)
-    except FileNotFoundError as err:
-        raise SystemExit(str(err))
+    run_dir = _or_exit(f"resume {args.run_dir}", resume, args.run_dir, progress=not args.no_progress,
+                       repair=args.repair, new_run=args.new_run)
     return _summary(Path(run_dir))
 
 
@@ -117,9 +115,12 @@ def cmd_serve(args) -> int:
     from mfg.adapters import AdapterError
 
     try:
-        return serve(args)
+        code = serve(args)
     except (ValueError, AdapterError, OSError) as err:     # mfg_policy.PolicyFormatError is a ValueError
         raise SystemExit(f"cannot serve: {err}")
+    if code:
+        raise SystemExit(code)
+    return 0
 
 
 def cmd_plot(args) -> int:
@@ -129,10 +130,11 @@ def cmd_plot(args) -> int:
     folder = RunFolder(args.run_dir)
     if not folder.metrics.is_file():
         raise SystemExit(f"{args.run_dir} has no metrics.jsonl: not a run folder, or the run never started")
-    records = read_metrics(folder.metrics)
+    records = _or_exit(f"plot {args.run_dir}", read_metrics, folder.metrics)
     if not records:
         raise SystemExit(f"{folder.metrics} has no complete record yet")
-    for path in make_plots(folder, records, load_config(folder.config)):
+    config = _or_exit(f"plot {args.run_dir}", load_config, folder.config)
+    for path in make_plots(folder, records, config):
         print(path)
     return 0
 
@@ -160,9 +162,17 @@ def cmd_list(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors in two lines (the error, and where the usage is) instead of the
+    whole usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="mfg", description="Mean-field game equilibria in JAX.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="mfg", description="Mean-field game equilibria in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list games, solvers and shipped experiments").set_defaults(func=cmd_list)
     p = sub.add_parser("run", help="run an experiment (default: experiments/default.yaml)")
     p.add_argument("config", nargs="?", help="a YAML file or the name of a shipped experiment")
@@ -173,6 +183,11 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("resume", help="continue an interrupted run from its last valid checkpoint")
     p.add_argument("run_dir")
+    p.add_argument("--new-run", action="store_true",
+                   help="config.yaml was changed on purpose: start a new run folder from the checkpoint with it")
+    p.add_argument("--repair", action="store_true",
+                   help="the metrics or checkpoints are missing or damaged: move them to RUN/damaged-<time>/ and "
+                        "run again from iteration 0 (same result)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_resume)
     p = sub.add_parser("eval", help="compare a serverless run's policy with the autoscaler baselines")

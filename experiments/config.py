@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import ast
 import copy
-import inspect
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["ExperimentConfig", "ConfigError", "load_config", "parse_config", "apply_overrides",
+from experiments.parameters import check_feature_params, check_game_params, check_solver_params, describe_value
+
+__all__ = ["ExperimentConfig", "ConfigError", "load_config", "parse_config", "apply_overrides", "load_yaml",
            "GameConfig", "SolverConfig", "RunConfig", "OutputConfig", "EvaluationConfig", "NPlayerConfig"]
 
 
@@ -36,12 +38,14 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: no coercion (``true`` is not 1, "10" is not 10); every number finite.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
 
 
-def _parameters_of(fn) -> list[str]:
-    return [p.name for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "dtype")]
+def _raise_all(errors: list[str]) -> None:
+    """One ValueError for the parameter messages; ``_format_errors`` prints one line each."""
+    if errors:
+        raise ValueError("\n".join(e if e.startswith("unknown parameter") else f"params.{e}" for e in errors))
 
 
 class GameConfig(_Strict):
@@ -54,16 +58,18 @@ class GameConfig(_Strict):
 
         if self.name not in GAMES:
             raise ValueError(f"unknown game {self.name!r}; allowed: {', '.join(sorted(GAMES))}")
-        allowed = _parameters_of(GAMES[self.name])
-        unknown = sorted(set(self.params) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} of game {self.name!r}; allowed: {', '.join(allowed)}")
+        _raise_all(check_game_params(self.name, self.params))
         return self
 
 
 class FeaturesConfig(_Strict):
     kind: Literal["one_hot", "rbf", "tile_coding"] = "one_hot"
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self):
+        _raise_all(check_feature_params(self.kind, self.params))
+        return self
 
 
 class SolverConfig(_Strict):
@@ -73,17 +79,11 @@ class SolverConfig(_Strict):
 
     @model_validator(mode="after")
     def _known(self):
-        import dataclasses
-
         from solvers import SOLVERS
 
         if self.name not in SOLVERS:
             raise ValueError(f"unknown solver {self.name!r}; allowed: {', '.join(sorted(SOLVERS))}")
-        allowed = [f.name for f in dataclasses.fields(SOLVERS[self.name]) if f.name not in ("features", "inputs")]
-        unknown = sorted(set(self.params) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown hyper-parameter(s) {unknown} of solver {self.name!r}; "
-                             f"allowed: {', '.join(allowed)}")
+        _raise_all(check_solver_params(self.name, self.params))
         if self.features is not None and self.name != "nac":
             raise ValueError(f"features apply to the linear NAC solver ('nac') only, not {self.name!r}")
         return self
@@ -180,7 +180,8 @@ class NPlayerConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="run folder name")
+    name: str = Field("experiment", description="run folder name: letters, digits, '_', '.', '-', "
+                      "not starting with '.', at most 200 characters")
     description: str = ""
     precision: Literal["float32", "float64"] = "float32"
     game: GameConfig
@@ -198,12 +199,48 @@ class ExperimentConfig(_Strict):
                              f"got {self.game.name!r}")
         return self
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value):
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}", value):
+            raise ValueError(f"must be a folder name of letters, digits, '_', '.' and '-' that does not start "
+                             f"with '.' (at most 200 characters), got {value!r}")
+        return value
+
     @field_validator("precision", mode="before")
     @classmethod
     def _precision(cls, value):
         if value not in ("float32", "float64"):
             raise ValueError(f"precision must be 'float32' or 'float64', got {value!r}")
         return value
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys (PyYAML keeps the last one silently)
+    and reads ``1e-3`` as a number (YAML 1.1 needs ``1.0e-3``; YAML 1.2 and JSON do not)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:                          # an unhashable key: let PyYAML say so
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
+
+
+def load_yaml(text: str):
+    """Parse YAML text as experiment configs are parsed (``_Loader``)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
@@ -216,7 +253,13 @@ def _format_errors(err: ValidationError, source: str) -> str:
             parent = _model_at(e["loc"][:-1])
             if parent is not None:
                 message += f"; allowed: {', '.join(parent.model_fields)}"
-        lines.append(f"  {where}: {message}")
+        elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, list)):
+            message += f", got {describe_value(e['input'])}"
+        for entry in message.split("\n"):
+            if entry.startswith("params."):
+                lines.append(f"  {where}.{entry}")
+            else:
+                lines.append(f"  {where}: {entry}")
     return "\n".join(lines)
 
 
@@ -237,7 +280,7 @@ def _model_at(loc) -> type[BaseModel] | None:
 
 def _parse_value(raw: str):
     try:
-        return yaml.safe_load(raw)
+        return load_yaml(raw)
     except yaml.YAMLError:
         try:
             return ast.literal_eval(raw)
@@ -279,9 +322,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     """Read and validate a YAML experiment file (``yaml.safe_load``)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"experiment config {path} does not exist")
+        raise ConfigError(f"experiment config {path} does not exist" if not path.exists() else
+                          f"experiment config {path} is not a file")
     try:
-        tree = yaml.safe_load(path.read_text())
+        tree = load_yaml(path.read_text())
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"experiment config {path} is not a text file ({err.reason})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"experiment config {path} is not valid YAML: {err}") from None
     if isinstance(tree, dict) and "name" not in tree:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,8 @@ import yaml
 from experiments import checkpoint
 from experiments.config import ExperimentConfig, load_config, parse_config
 
-__all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder",
+__all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder", "RunFolderError",
+           "preflight", "config_differences",
            "evaluate_nplayer_run", "nplayer_saved"]
 
 
@@ -103,27 +105,42 @@ def _records(start: int, metrics: dict[str, np.ndarray]) -> list[str]:
     return lines
 
 
+class RunFolderError(ValueError):
+    """A run folder cannot be resumed or read as it is; the message says why and what to do."""
+
+
 def read_metrics(path: str | Path) -> list[dict]:
-    """The complete records of a metrics.jsonl (a torn last line is ignored)."""
+    """The complete records of a metrics.jsonl (a torn last line, with no newline, is ignored).
+
+    Raises ``RunFolderError`` naming the line when a complete line is not a record
+    ``{"iteration": k, ...}`` with k = its line number (a damaged or edited file)."""
     records = []
-    with open(path) as f:
-        for line in f:
-            if not line.endswith("\n"):
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.endswith(b"\n"):
                 break
-            records.append(json.loads(line))
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                raise RunFolderError(f"{path}, line {number}: not a JSON record (the file was damaged or edited)") \
+                    from None
+            if not isinstance(record, dict) or record.get("iteration") != number:
+                raise RunFolderError(f"{path}, line {number}: expected a record {{\"iteration\": {number}, ...}}, "
+                                     f"got {raw[:80].decode(errors='replace').strip()!r}")
+            records.append(record)
     return records
 
 
 def _truncate_metrics(path: Path, iterations: int) -> None:
-    """Keep the first ``iterations`` complete records (drop anything written later)."""
+    """Keep the first ``iterations`` complete records: the ones a resumed run recomputes
+    (bit for bit) are dropped.  ``resume`` has checked that there are that many."""
     if not path.exists():
         path.touch()
         return
-    keep = [json.dumps(r) + "\n" for r in read_metrics(path)[:iterations]]
-    if len(keep) < iterations:
-        raise RuntimeError(f"{path} has {len(keep)} complete records, the checkpoint is at iteration "
-                           f"{iterations}: the metrics file was damaged")
-    atomic_write(path, "".join(keep))
+    records = read_metrics(path)
+    if len(records) == iterations and path.stat().st_size == sum(len(json.dumps(r)) + 1 for r in records):
+        return                                           # nothing to drop: leave the file as it is
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in records[:iterations]))
 
 
 def _main_process() -> bool:
@@ -150,37 +167,219 @@ def setup_devices(config: ExperimentConfig):
     return make_mesh(d.data, d.seeds)
 
 
+def _config_tree(config: ExperimentConfig) -> dict:
+    return config.model_dump(mode="json")
+
+
+def preflight(config: ExperimentConfig, parent: Path) -> None:
+    """Checks made before a run folder is created: the output path, the memory estimate,
+    and the trace folder of a serverless evaluation (``ConfigError`` on any failure)."""
+    from experiments.config import ConfigError
+
+    for above in [parent, *parent.parents]:
+        if above.exists() and not above.is_dir():
+            raise ConfigError(f"output folder {parent}: {above} is a file, not a folder")
+        if above.exists():
+            break
+    root = parent / config.name
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"run folder {root} is a file, not a folder")
+    check_resources(config)
+
+
+def check_resources(config: ExperimentConfig) -> None:
+    """The memory estimate (``experiments.resources``) and the evaluation's trace folder."""
+    from experiments.config import ConfigError
+    from experiments.resources import check_fits
+
+    check_fits(config)
+    if config.evaluation is not None and config.evaluation.workload != "synthetic":
+        from mfg.workloads import TraceFormatError, read_trace
+
+        try:
+            read_trace(config.evaluation.workload, config.evaluation.day)
+        except TraceFormatError as err:
+            raise ConfigError(f"evaluation.workload: {err}") from None
+
+
 def start(config: ExperimentConfig, output_dir: str | None = None, progress: bool = True) -> Path:
     """Create the run folder of ``config`` and run it; returns the folder.
 
-    In a multi-host run every process calls this with the same config; process 0 creates
-    and writes the folder, the others compute with it."""
+    Everything that can be checked is checked before the folder is created (``preflight``,
+    then building the game and the solver), so that a refused config leaves nothing
+    behind.  An existing non-empty folder of the same name is never touched: the run goes
+    to ``NAME-<time>`` instead.  In a multi-host run every process calls this with the
+    same config; process 0 creates and writes the folder, the others compute with it."""
     setup_devices(config)
     parent = Path(output_dir or config.output.dir)
     root = parent / config.name
     if not _main_process():
-        execute(RunFolder(root), config, resume=False, progress=False)
+        execute(RunFolder(root), config, progress=False)
         return root
+    preflight(config, parent)
+    prepared = initial_state(config)
     if root.exists() and any(root.iterdir()):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         root = parent / f"{config.name}-{stamp}"
+        suffix = 1
+        while root.exists():
+            root, suffix = parent / f"{config.name}-{stamp}-{suffix}", suffix + 1
     root.mkdir(parents=True, exist_ok=True)
     folder = RunFolder(root)
-    atomic_write(folder.config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    atomic_write(folder.config, yaml.safe_dump(_config_tree(config), sort_keys=False))
     folder.log(f"created run folder for experiment {config.name!r}")
-    execute(folder, config, resume=False, progress=progress)
+    execute(folder, config, progress=progress, prepared=prepared)
     return root
 
 
-def resume(run_dir: str | Path, progress: bool = True) -> Path:
-    """Continue the run in ``run_dir`` from its newest valid checkpoint."""
+def config_differences(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config trees, as 'key: old -> new'."""
+    out, absent = [], object()
+    for key in sorted(set(before) | set(after), key=str):
+        a, b = before.get(key, absent), after.get(key, absent)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(config_differences(a, b, name + "."))
+        elif a != b:
+            shown = ["(absent)" if v is absent else json.dumps(v) for v in (a, b)]
+            out.append(f"{name}: {shown[0]} -> {shown[1]}")
+    return out
+
+
+def _checkpoint_config(path: Path) -> dict | None:
+    """The config a checkpoint was made with (its manifest's metadata), if it recorded one."""
+    try:
+        manifest = json.loads((path / checkpoint.MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    metadata = manifest.get("metadata") if isinstance(manifest, dict) else None
+    return metadata.get("config") if isinstance(metadata, dict) else None
+
+
+def _check_unchanged(folder: RunFolder, config: ExperimentConfig, hint: str) -> None:
+    """Refuse a run folder whose config.yaml differs from its newest checkpoint's config."""
+    found = checkpoint.list_checkpoints(folder.checkpoints)
+    saved = _checkpoint_config(found[-1][1]) if found else None
+    if saved is None:
+        return
+    differences = config_differences(saved, _config_tree(config))
+    if differences:
+        listed = "; ".join(differences[:6]) + ("; ..." if len(differences) > 6 else "")
+        raise RunFolderError(f"{folder.config} differs from the config its checkpoint at iteration {found[-1][0]} "
+                             f"was made with ({listed}). Nothing was changed. {hint}")
+
+
+def _damage(folder: RunFolder, config: ExperimentConfig, restored_iteration: int | None,
+            checkpoints_found: int) -> str | None:
+    """Why the run folder cannot be resumed as it is, or None.
+
+    Records past the newest checkpoint are normal (metrics are written before the
+    checkpoint of their chunk, and only every ``checkpoint_every`` chunks), up to
+    ``checkpoint_every x chunk_size`` of them; more means checkpoints were deleted."""
+    if not folder.metrics.exists():
+        if checkpoints_found or folder.summary.exists():
+            return f"{folder.metrics} is missing"
+        return None
+    try:
+        records = len(read_metrics(folder.metrics))
+    except RunFolderError as err:
+        return str(err)
+    if checkpoints_found and restored_iteration is None:
+        return f"none of the {checkpoints_found} checkpoint(s) in {folder.checkpoints} verifies (see the warnings)"
+    base = restored_iteration or 0
+    if records < base:
+        return f"{folder.metrics} has {records} complete record(s), the checkpoint is at iteration {base}"
+    unsaved = config.output.checkpoint_every * min(config.run.chunk_size, config.run.iterations)
+    if records > base + unsaved:
+        where = f"the newest checkpoint is at iteration {base}" if checkpoints_found else \
+            f"{folder.checkpoints} holds no checkpoint"
+        return f"{folder.metrics} has {records} record(s) but {where} (checkpoints were deleted)"
+    return None
+
+
+def _move_aside(folder: RunFolder) -> Path:
+    """Move the metrics, checkpoints, summary and plots of ``folder`` into damaged-<time>/."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = folder.root / f"damaged-{stamp}"
+    suffix = 1
+    while aside.exists():
+        aside, suffix = folder.root / f"damaged-{stamp}-{suffix}", suffix + 1
+    aside.mkdir()
+    for path in (folder.metrics, folder.checkpoints, folder.summary, folder.plots, folder.tensorboard):
+        if path.exists():
+            os.rename(path, aside / path.name)
+    return aside
+
+
+def resume(run_dir: str | Path, progress: bool = True, repair: bool = False, new_run: bool = False) -> Path:
+    """Continue the run in ``run_dir`` from its newest valid checkpoint; returns the folder run.
+
+    Refused, with nothing changed (``RunFolderError``), when the run's config.yaml differs
+    from the config of its checkpoint (the keys are named), or when the metrics file or
+    the checkpoints are missing, damaged or disagree.  ``new_run``: start a new run folder
+    (``NAME-from-K-<time>``, beside this one) from the checkpoint with the changed config.
+    ``repair``: move the damaged files to ``damaged-<time>/`` and run again from
+    iteration 0, which gives the result the uninterrupted run would have."""
     folder = RunFolder(run_dir)
+    if not folder.root.is_dir():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no such folder)")
     if not folder.config.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
+    if repair and new_run:
+        raise ValueError("--repair and --new-run exclude each other")
     config = load_config(folder.config)
+    if not new_run:
+        _check_unchanged(folder, config, "Undo the change, or start a new run folder from this checkpoint "
+                                         "with the changed config: mfg resume RUN --new-run.")
     setup_devices(config)
-    execute(folder, config, resume=True, progress=progress and _main_process())
+    prepared = initial_state(config)
+    game, solver, template = prepared
+    found = checkpoint.list_checkpoints(folder.checkpoints)
+    restored = checkpoint.restore_latest(folder.checkpoints, template) if found else None
+    if new_run:
+        return _branch(folder, config, prepared, restored, progress)
+    problem = _damage(folder, config, None if restored is None else restored[0], len(found))
+    if problem is not None and not repair:
+        raise RunFolderError(f"cannot resume {folder.root}: {problem}. Nothing was changed. A run is a pure "
+                             f"function of its config, so it can be run again from iteration 0 with the same "
+                             f"result: mfg resume RUN --repair (moves the damaged files to RUN/damaged-<time>/).")
+    if problem is not None:
+        aside = _move_aside(folder)
+        folder.log(f"repair: {problem}; moved the damaged files to {aside.name}/ and restarting from iteration 0")
+        restored = None
+    execute(folder, config, progress=progress and _main_process(), prepared=prepared,
+            restored=None if restored is None else restored[:2])
     return folder.root
+
+
+def _branch(source: RunFolder, config: ExperimentConfig, prepared, restored, progress: bool) -> Path:
+    """``mfg resume --new-run``: a new run folder continuing ``source``'s checkpoint under ``config``."""
+    if restored is None:
+        raise RunFolderError(f"cannot start a new run from {source.root}: no checkpoint there restores into the "
+                             f"solver state of its (changed) config.yaml (see the warnings); nothing was changed")
+    iteration, state, _ = restored
+    records = read_metrics(source.metrics) if source.metrics.exists() else []
+    if len(records) < iteration:
+        raise RunFolderError(f"cannot start a new run from {source.root}: {source.metrics} has {len(records)} "
+                             f"record(s), the checkpoint is at iteration {iteration}")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = source.root.parent / f"{source.root.name}-from-{iteration}-{stamp}"
+    suffix = 1
+    while root.exists():
+        root, suffix = source.root.parent / f"{source.root.name}-from-{iteration}-{stamp}-{suffix}", suffix + 1
+    root.mkdir()
+    folder = RunFolder(root)
+    atomic_write(folder.config, yaml.safe_dump(_config_tree(config), sort_keys=False))
+    atomic_write(folder.metrics, "".join(json.dumps(r) + "\n" for r in records[:iteration]))
+    checkpoint.save(folder.checkpoints, iteration, state, _metadata(config, branched_from=str(source.root)),
+                    keep=config.output.keep_checkpoints)
+    folder.log(f"new run from {source.root} at iteration {iteration} with its changed config")
+    execute(folder, config, progress=progress and _main_process(), prepared=prepared, restored=(iteration, state))
+    return root
+
+
+def _metadata(config: ExperimentConfig, **extra) -> dict:
+    return {"experiment": config.name, "config": _config_tree(config), **extra}
 
 
 def initial_state(config: ExperimentConfig):
@@ -199,21 +398,21 @@ def initial_state(config: ExperimentConfig):
     return game, solver, init_state(solver, game, key=key)
 
 
-def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress: bool = True) -> dict:
-    """Run (or continue) the experiment of ``config`` in ``folder``; returns the summary."""
+def execute(folder: RunFolder, config: ExperimentConfig, progress: bool = True, prepared=None,
+            restored: tuple | None = None) -> dict:
+    """Run (or continue) the experiment of ``config`` in ``folder``; returns the summary.
+
+    ``prepared``: (game, solver, initial state) from ``initial_state`` (built here when
+    None); ``restored``: (iteration, state) of the checkpoint to continue from."""
     from solvers import fit_rate, run
 
-    game, solver, state = initial_state(config)
+    game, solver, state = prepared if prepared is not None else initial_state(config)
     mesh = setup_devices(config)
     main = _main_process()
     done = 0
-    if resume:
-        restored = checkpoint.restore_latest(folder.checkpoints, state)
-        if restored is not None:
-            done, state, _ = restored
-            folder.log(f"resumed from checkpoint at iteration {done}")
-        else:
-            folder.log("no usable checkpoint: restarting from iteration 0")
+    if restored is not None:
+        done, state = restored
+        folder.log(f"resumed from checkpoint at iteration {done}")
     if main:
         _truncate_metrics(folder.metrics, done)
     board = _tensorboard_writer(folder, done) if config.output.tensorboard and main else None
@@ -241,7 +440,7 @@ def execute(folder: RunFolder, config: ExperimentConfig, resume: bool, progress:
         chunks_done += 1
         iteration = done + recorded
         if chunks_done % config.output.checkpoint_every == 0 or iteration >= config.run.iterations:
-            checkpoint.save(folder.checkpoints, iteration, chunk_state, {"experiment": config.name},
+            checkpoint.save(folder.checkpoints, iteration, chunk_state, _metadata(config),
                             keep=config.output.keep_checkpoints)
 
     folder.log(f"running {config.solver.name} on {config.game.name} from iteration {done} to {config.run.iterations}")
@@ -326,18 +525,36 @@ def evaluate_run(folder: RunFolder, config: ExperimentConfig, game, policy, prog
     return compare(config, np.asarray(policy), game, out, plots, log=log)
 
 
+def _saved_tree(folder: RunFolder) -> dict:
+    """The YAML tree of a run folder's config.yaml (``FileNotFoundError``, ``ConfigError``)."""
+    from experiments.config import ConfigError, load_yaml
+
+    if not folder.root.is_dir():
+        raise FileNotFoundError(f"{folder.root} is not a run folder (no such folder)")
+    if not folder.config.is_file():
+        raise FileNotFoundError(f"{folder.root} is not a run folder (no config.yaml)")
+    try:
+        tree = load_yaml(folder.config.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{folder.config} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{folder.config} must be a YAML mapping, got {type(tree).__name__}")
+    return tree
+
+
 def restore_policy(folder: RunFolder, overrides: list[str] | None = None, with_evaluation: bool = False):
     """(config, game, solver state, iteration) of a run folder's newest valid checkpoint.
 
     ``overrides`` apply to the saved config; ``with_evaluation`` adds a default
     ``evaluation`` section when the run had none (``mfg eval`` of any serverless run).
     """
-    if not folder.config.is_file():
-        raise FileNotFoundError(f"{folder.root} is not a run folder (no config.yaml)")
-    tree = yaml.safe_load(folder.config.read_text())
+    tree = _saved_tree(folder)
     if with_evaluation and tree.get("evaluation") is None:
         tree["evaluation"] = {}
+    _check_unchanged(folder, parse_config(_saved_tree(folder), str(folder.config)),
+                     "Undo the change to config.yaml (settings of this command go in --set).")
     config = parse_config(tree, str(folder.config), overrides)
+    check_resources(config)
     game, _, initial = initial_state(config)
     restored = checkpoint.restore_latest(folder.checkpoints, initial)
     if restored is None:
@@ -351,6 +568,9 @@ def evaluate_saved(run_dir: str | Path, overrides: list[str] | None = None, prog
     """``mfg eval``: the comparison of a finished (or checkpointed) run's policy, with overrides
     of the ``evaluation`` section (e.g. ``evaluation.num_functions=100000``)."""
     folder = RunFolder(run_dir)
+    if tag is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", tag):
+        raise ValueError(f"--tag must be letters, digits, '_', '.' and '-', not starting with '.', got {tag!r} "
+                         f"(it names the folder RUN/evaluation-TAG)")
     config, game, state, iteration = restore_policy(folder, overrides, with_evaluation=True)
     folder.log(f"mfg eval: policy of iteration {iteration}")
     return evaluate_run(folder, config, game, state.policy, progress, tag)
@@ -362,9 +582,7 @@ def nplayer_saved(run_dir: str | Path, overrides: list[str] | None = None, progr
     The run's ``nplayer`` section is used, with ``overrides`` (e.g. ``nplayer.sizes=[10,100]``);
     a run without one needs ``nplayer.sizes`` among them."""
     folder = RunFolder(run_dir)
-    if not folder.config.is_file():
-        raise FileNotFoundError(f"{folder.root} is not a run folder (no config.yaml)")
-    tree = yaml.safe_load(folder.config.read_text())
+    tree = _saved_tree(folder)
     if tree.get("nplayer") is None:
         if not any(o.strip().startswith("nplayer.sizes=") for o in overrides or []):
             raise ValueError(f"{folder.root} has no nplayer section: give the sizes, e.g. "
@@ -372,6 +590,7 @@ def nplayer_saved(run_dir: str | Path, overrides: list[str] | None = None, progr
         tree["nplayer"] = {}
     config, game, state, iteration = restore_policy(folder, None)
     config = parse_config({**config.model_dump(mode="json"), "nplayer": tree["nplayer"]}, str(folder.config), overrides)
+    check_resources(config)
     folder.log(f"mfg nplayer: policy of iteration {iteration}")
     return evaluate_nplayer_run(folder, config, game, state.policy, progress)
 

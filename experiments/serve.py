@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-__all__ = ["add_arguments", "build_loop", "serve"]
+__all__ = ["add_arguments", "build_loop", "serve", "check_arguments"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--greedy", action="store_true", help="play the policy's most likely move instead of sampling")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
+    p.add_argument("--retries", type=int, default=5,
+                   help="attempts per HTTP request before a round gives up on it (backoff 0.5 s, doubling; default 5)")
     p.add_argument("--log", help="append the decision log (JSON lines) to this file (default: stderr)")
 
 
@@ -72,11 +74,21 @@ def _source(args):
     if args.queries:
         import yaml
 
-        queries = yaml.safe_load(open(args.queries))
-        if not isinstance(queries, dict):
-            raise ValueError(f"{args.queries}: expected a mapping field -> PromQL")
+        try:
+            with open(args.queries) as f:
+                queries = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise ValueError(f"--queries {args.queries}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(queries, dict) or not all(isinstance(v, str) for v in queries.values()):
+            raise ValueError(f"--queries {args.queries}: expected a mapping field -> PromQL string")
     return PrometheusSource(UrllibTransport(args.prometheus, headers, args.timeout, not args.insecure, args.ca_file),
-                            queries, args.label, args.window)
+                            queries, args.label, args.window, retry=_retry(args))
+
+
+def _retry(args):
+    from mfg.adapters.http import RetryPolicy
+
+    return RetryPolicy(max_attempts=args.retries)
 
 
 def _decider(args):
@@ -124,10 +136,11 @@ def _platform(args):
     if args.dry_run:
         transport = DryRunTransport(transport)
     if args.platform == "kubernetes":
-        return KubernetesPlatform(transport, args.namespace or "default")
+        return KubernetesPlatform(transport, args.namespace or "default", retry=_retry(args))
     if args.platform == "knative":
-        return KnativePlatform(transport, args.namespace or "default")
-    return OpenWhiskPlatform(transport, args.namespace or "_", memory_per_core=args.memory_per_core)
+        return KnativePlatform(transport, args.namespace or "default", retry=_retry(args))
+    return OpenWhiskPlatform(transport, args.namespace or "_", memory_per_core=args.memory_per_core,
+                             retry=_retry(args))
 
 
 def build_loop(args, log=None):
@@ -139,12 +152,67 @@ def build_loop(args, log=None):
     return ControlLoop(_source(args), _decider(args), _platform(args), bounds, functions, log=log)
 
 
+def check_arguments(args) -> None:
+    """Ranges of the numeric arguments (``ValueError`` naming the flag and what is allowed)."""
+    import math
+
+    def need(ok: bool, flag: str, allowed: str, value) -> None:
+        if not ok:
+            raise ValueError(f"{flag} must be {allowed}, got {value!r}")
+
+    finite = lambda x: x is not None and math.isfinite(x)          # noqa: E731
+    need(finite(args.interval) and args.interval > 0, "--interval", "a number of seconds > 0", args.interval)
+    need(finite(args.timeout) and args.timeout > 0, "--timeout", "a number of seconds > 0", args.timeout)
+    need(args.iterations is None or args.iterations >= 1, "--iterations", "an integer >= 1", args.iterations)
+    need(args.retries >= 1, "--retries", "an integer >= 1", args.retries)
+    need(finite(args.cooldown) and args.cooldown >= 0, "--cooldown", "a number of seconds >= 0", args.cooldown)
+    need(finite(args.memory_per_core) and args.memory_per_core > 0, "--memory-per-core", "a number of MB > 0",
+         args.memory_per_core)
+    need(args.min_containers >= 0, "--min-containers", "an integer >= 0", args.min_containers)
+    need(args.max_containers >= max(args.min_containers, 1), "--max-containers",
+         f"an integer >= max(1, --min-containers) = {max(args.min_containers, 1)}", args.max_containers)
+    need(finite(args.min_cpu) and args.min_cpu > 0, "--min-cpu", "a number of cores > 0", args.min_cpu)
+    need(finite(args.max_cpu) and args.max_cpu >= args.min_cpu, "--max-cpu",
+         f"a number of cores >= --min-cpu = {args.min_cpu}", args.max_cpu)
+    need(args.seed >= 0, "--seed", "an integer >= 0", args.seed)
+    knob = args.autoscaler_target
+    if knob is not None:
+        if args.autoscaler is None:
+            raise ValueError("--autoscaler-target applies to --autoscaler only, not to --policy")
+        allowed = {"hpa": ("a target CPU utilization in (0, 1]", finite(knob) and 0 < knob <= 1),
+                   "kpa": ("a target concurrency per container > 0", finite(knob) and knob > 0),
+                   "static": ("a whole number of containers >= 1", finite(knob) and knob >= 1 and knob == int(knob))}
+        text, ok = allowed[args.autoscaler]
+        need(ok, f"--autoscaler-target (for {args.autoscaler})", text, knob)
+    if args.observations not in (None, "-"):
+        path = args.observations
+        if not os.path.isfile(path):
+            raise ValueError(f"--observations {path}: no such file" if not os.path.exists(path) else
+                             f"--observations {path}: not a file")
+
+
 def serve(args) -> int:
+    """Run the control loop of ``args``; 0 on success.
+
+    A permanent error (401, 403, 404, an unreadable observations file, a bad argument)
+    ends it with ``AdapterError`` or ``ValueError`` (the CLI exits non-zero with the
+    message); with ``--once`` a round with any failed function returns 1."""
+    check_arguments(args)
     log = open(args.log, "a") if args.log else sys.stderr
     try:
         loop = build_loop(args, log)
         if args.once:
-            loop.step()
+            from mfg.adapters import AdapterError
+
+            try:
+                records = loop.step()
+            except EOFError:
+                raise AdapterError("no observation: the input stream is empty") from None
+            failed = [r for r in records if r.get("outcome") in ("error", "observe_error")]
+            if failed:
+                print(f"mfg serve --once: the round failed for {len(failed)} of {len(records)} record(s); first: "
+                      f"{failed[0].get('function', 'observe')}: {failed[0].get('error')}", file=sys.stderr)
+                return 1
         else:
             loop.run(args.interval, args.iterations)
     finally:

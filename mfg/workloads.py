@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Trace", "TraceFormatError", "read_trace", "write_trace", "generate", "SAMPLE_DIR",
+__all__ = ["Trace", "TraceFormatError", "read_trace", "MAX_INVOCATIONS_PER_MINUTE", "write_trace", "generate", "SAMPLE_DIR",
            "TRIGGERS", "MINUTES", "generate_functions", "invocation_file", "duration_file", "memory_file"]
 
 MINUTES = 1440
@@ -45,6 +45,10 @@ MEMORY_HEADER = ["HashOwner", "HashApp", "SampleCount", "AverageAllocatedMb", "A
                  "AverageAllocatedMb_pct75", "AverageAllocatedMb_pct95", "AverageAllocatedMb_pct99",
                  "AverageAllocatedMb_pct100"]
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "azure_sample"
+# Invocations of one function in one minute past which a row is refused: 10^8 a minute
+# (1.7 M/s) is far above the public trace's busiest function, and keeps the per-minute
+# arrival counts and their sums exact in int64 and float64.
+MAX_INVOCATIONS_PER_MINUTE = 10**8
 
 
 class TraceFormatError(ValueError):
@@ -98,7 +102,16 @@ class Trace:
 def _rows(path: Path, header: list[str]):
     if not path.is_file():
         raise TraceFormatError(f"{path}: no such trace file")
-    with open(path, newline="") as f:
+    try:
+        yield from _parse_rows(path, header)
+    except UnicodeDecodeError as err:
+        raise TraceFormatError(f"{path}: not a UTF-8 text (CSV) file ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise TraceFormatError(f"{path}: not a CSV file ({err})") from None
+
+
+def _parse_rows(path: Path, header: list[str]):
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         first = next(reader, [])
         if not first:
@@ -117,7 +130,7 @@ def _rows(path: Path, header: list[str]):
             yield line, row
 
 
-def _number(path, line, column, text, kind=float):
+def _number(path, line, column, text, kind=float, bound=None):
     try:
         value = kind(text)
     except ValueError:
@@ -125,34 +138,68 @@ def _number(path, line, column, text, kind=float):
                                f"{'non-negative integer' if kind is int else 'number'}") from None
     if not np.isfinite(value) or value < 0:
         raise TraceFormatError(f"{path}, line {line}, column {column!r}: {text!r} must be finite and >= 0")
+    if bound is not None and value > bound:
+        raise TraceFormatError(f"{path}, line {line}, column {column!r}: {text!r} invocations in one minute is "
+                               f"past the bound {bound:.0e} (MAX_INVOCATIONS_PER_MINUTE)")
     return value
 
 
 def read_trace(folder: str | Path, day: int = 1) -> Trace:
-    """Read day ``day`` of a trace folder (invocations required; durations, memory optional)."""
+    """Read day ``day`` of a trace folder (invocations required; durations, memory optional).
+
+    Refused with ``TraceFormatError`` naming the file, line and column: a header that is
+    not the format's, a field that is not a non-negative number, an unknown trigger, a
+    count past ``MAX_INVOCATIONS_PER_MINUTE``, a function (owner, app, function) given
+    twice, a durations row for a function the invocations file does not have, a memory
+    row for an app it does not have, or an app given twice in the memory file."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise TraceFormatError(f"{folder}: no such trace folder" if not folder.exists() else
+                               f"{folder}: not a folder")
     owners, apps, functions, triggers, counts = [], [], [], [], []
+    index: dict[tuple[str, str, str], int] = {}
+    first_line: dict[tuple[str, str, str], int] = {}
     path = folder / invocation_file(day)
     for line, row in _rows(path, INVOCATION_HEADER):
         trigger = row[3]
         if trigger not in TRIGGERS:
             raise TraceFormatError(f"{path}, line {line}, column 'Trigger': {trigger!r} is not one of {TRIGGERS}")
+        key = (row[0], row[1], row[2])
+        if key in index:
+            raise TraceFormatError(f"{path}, line {line}: function {row[2][:16]}... (owner, app, function) "
+                                   f"repeats line {first_line[key]}; each function has one row")
+        index[key], first_line[key] = len(functions), line
         owners.append(row[0]), apps.append(row[1]), functions.append(row[2]), triggers.append(trigger)
-        counts.append([_number(path, line, str(m + 1), text, int) for m, text in enumerate(row[4:])])
+        counts.append([_number(path, line, str(m + 1), text, int, MAX_INVOCATIONS_PER_MINUTE)
+                       for m, text in enumerate(row[4:])])
     if not functions:
         raise TraceFormatError(f"{path}: no function rows")
     durations = np.full((len(functions), 11), np.nan)
-    index = {(o, a, f): i for i, (o, a, f) in enumerate(zip(owners, apps, functions))}
     path = folder / duration_file(day)
     if path.exists():
+        seen: dict[int, int] = {}
         for line, row in _rows(path, DURATION_HEADER):
             i = index.get((row[0], row[1], row[2]))
-            if i is not None:
-                durations[i] = [_number(path, line, DURATION_HEADER[k + 3], text) for k, text in enumerate(row[3:])]
+            if i is None:
+                raise TraceFormatError(f"{path}, line {line}, columns HashOwner/HashApp/HashFunction: function "
+                                       f"{row[2][:16]}... is not in {invocation_file(day)} (the files do not "
+                                       f"belong together)")
+            if i in seen:
+                raise TraceFormatError(f"{path}, line {line}: function {row[2][:16]}... repeats line {seen[i]}")
+            seen[i] = line
+            durations[i] = [_number(path, line, DURATION_HEADER[k + 3], text) for k, text in enumerate(row[3:])]
     memory = {}
     path = folder / memory_file(day)
     if path.exists():
+        known_apps = set(apps)
+        seen_apps: dict[str, int] = {}
         for line, row in _rows(path, MEMORY_HEADER):
+            if row[1] not in known_apps:
+                raise TraceFormatError(f"{path}, line {line}, column 'HashApp': app {row[1][:16]}... is not in "
+                                       f"{invocation_file(day)} (the files do not belong together)")
+            if row[1] in seen_apps:
+                raise TraceFormatError(f"{path}, line {line}: app {row[1][:16]}... repeats line {seen_apps[row[1]]}")
+            seen_apps[row[1]] = line
             memory[row[1]] = np.array([_number(path, line, MEMORY_HEADER[k + 2], t) for k, t in enumerate(row[2:])])
     return Trace(np.array(owners), np.array(apps), np.array(functions), np.array(triggers),
                  np.array(counts, dtype=np.int64), durations, memory)

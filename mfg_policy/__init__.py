@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "PolicyFormatError", "ExportedPolicy", "load_policy", "read_safetensors",
-           "write_safetensors", "sha256_of"]
+           "write_safetensors", "sha256_of", "check_probabilities", "TOLERANCE"]
 
 FORMAT = "mfg-nac-policy"
 FORMAT_VERSION = 1
@@ -43,6 +43,8 @@ REQUIRED = ("format", "format_version", "library", "game", "observation", "actio
             "weights")
 SERVERLESS_FIELDS = ("load_bin_edges", "max_containers", "max_cpu_steps", "cpu_step_cores", "moves")
 _DTYPES = {"F64": np.float64, "F32": np.float32, "I64": np.int64, "I32": np.int32}
+# How far a row of the policy table may sum from 1 (float32 tables round to ~1e-7).
+TOLERANCE = 1e-5
 
 
 class PolicyFormatError(ValueError):
@@ -92,14 +94,27 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
     except ValueError as err:
         raise PolicyFormatError(f"{path}: malformed header ({err})") from None
     body = raw[8 + length:]
+    if not isinstance(header, dict):
+        raise PolicyFormatError(f"{path}: the header must be a JSON object, got {type(header).__name__}")
     tensors = {}
     for name, spec in header.items():
         if name == "__metadata__":
             continue
+        if not (isinstance(spec, dict) and isinstance(spec.get("shape"), list)
+                and all(isinstance(n, int) and n >= 0 for n in spec["shape"])
+                and isinstance(spec.get("data_offsets"), list) and len(spec["data_offsets"]) == 2
+                and all(isinstance(n, int) for n in spec["data_offsets"])):
+            raise PolicyFormatError(f"{path}: tensor {name!r} needs dtype, shape (non-negative ints) and "
+                                    f"data_offsets [start, end]")
         start, end = spec["data_offsets"]
-        if spec["dtype"] not in _DTYPES or end > len(body):
-            raise PolicyFormatError(f"{path}: tensor {name!r} has dtype {spec['dtype']} or lies past the end")
+        if spec.get("dtype") not in _DTYPES or not 0 <= start <= end <= len(body):
+            raise PolicyFormatError(f"{path}: tensor {name!r} has dtype {spec.get('dtype')!r} (allowed: "
+                                    f"{sorted(_DTYPES)}) or lies outside the file")
         dtype = np.dtype(_DTYPES[spec["dtype"]]).newbyteorder("<")
+        if int(np.prod(spec["shape"])) * dtype.itemsize != end - start:
+            raise PolicyFormatError(f"{path}: tensor {name!r} of shape {spec['shape']} needs "
+                                    f"{int(np.prod(spec['shape'])) * dtype.itemsize} bytes, its offsets hold "
+                                    f"{end - start}")
         tensors[name] = np.frombuffer(body[start:end], dtype=dtype).reshape(spec["shape"]).astype(dtype.newbyteorder("="))
     return tensors
 
@@ -113,8 +128,13 @@ class ExportedPolicy:
         self.observation = manifest["observation"]
         self.actions = list(manifest["actions"])
         table = tensors.get("policy")
-        if table is None or table.ndim != 2 or table.shape[1] != len(self.actions):
+        if table is None or table.ndim != 2 or table.shape[1] != len(self.actions) or table.shape[0] < 1:
             raise PolicyFormatError(f"weights hold no [S, A] 'policy' table matching {len(self.actions)} actions")
+        check_probabilities(table)
+        if self.observation["kind"] == "state_index" and self.observation.get("num_states", table.shape[0]) \
+                != table.shape[0]:
+            raise PolicyFormatError(f"the policy table has {table.shape[0]} rows, observation.num_states is "
+                                    f"{self.observation['num_states']}")
         self.table = table
 
     @property
@@ -176,13 +196,91 @@ class ExportedPolicy:
         return np.minimum((np.cumsum(p, -1) < u).sum(-1), p.shape[-1] - 1)
 
 
+def check_probabilities(table: np.ndarray, tolerance: float = TOLERANCE) -> None:
+    """Raise ``PolicyFormatError`` unless every row of ``table`` [S, A] is a distribution:
+    finite, non-negative, summing to 1 within ``tolerance``."""
+    if not np.issubdtype(table.dtype, np.floating):
+        raise PolicyFormatError(f"the policy table must hold floats, got {table.dtype}")
+    bad = np.flatnonzero(~np.isfinite(table).all(1))
+    if bad.size:
+        raise PolicyFormatError(f"the policy table has non-finite probabilities (NaN or inf) in row {bad[0]}")
+    negative = np.argwhere(table < 0)
+    if negative.size:
+        s, a = negative[0]
+        raise PolicyFormatError(f"the policy table has a negative probability {table[s, a]:g} at state {s}, "
+                                f"action {a}")
+    error = np.abs(table.sum(1) - 1.0)
+    if error.max() > tolerance:
+        s = int(error.argmax())
+        raise PolicyFormatError(f"row {s} of the policy table sums to {table[s].sum():.9g}, not 1 (tolerance "
+                                f"{tolerance:g})")
+
+
+def _check_manifest(manifest, path: Path) -> None:
+    """The manifest's structure: the fields and their types (``PolicyFormatError``)."""
+    if not isinstance(manifest, dict):
+        raise PolicyFormatError(f"{path}: must be a JSON object, got a JSON {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise PolicyFormatError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION or version < 1:
+        raise PolicyFormatError(f"{path}: format version {version!r} is not supported (this loader reads "
+                                f"1..{FORMAT_VERSION}; a newer mfg-nac wrote it)")
+    missing = [k for k in REQUIRED if k not in manifest]
+    if missing:
+        raise PolicyFormatError(f"{path}: missing field(s) {missing}")
+    for name in ("library", "game", "observation", "approximator", "training", "weights"):
+        if not isinstance(manifest[name], dict):
+            raise PolicyFormatError(f"{path}: field {name!r} must be a JSON object, got "
+                                    f"{type(manifest[name]).__name__}")
+    actions = manifest["actions"]
+    if not isinstance(actions, list) or not actions or not all(isinstance(a, str) for a in actions):
+        raise PolicyFormatError(f"{path}: 'actions' must be a non-empty list of action names")
+    weights = manifest["weights"]
+    file, digest = weights.get("file"), weights.get("sha256")
+    if not isinstance(file, str) or not file or "/" in file or "\\" in file or file in (".", ".."):
+        raise PolicyFormatError(f"{path}: weights.file must name a file inside the policy folder, got {file!r}")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise PolicyFormatError(f"{path}: weights.sha256 must be a 64-digit hex digest, got {digest!r}")
+    kind = manifest["observation"].get("kind")
+    if kind not in ("state_index", "serverless"):
+        raise PolicyFormatError(f"{path}: observation.kind {kind!r} is not 'state_index' or 'serverless'")
+    if kind == "serverless":
+        observation = manifest["observation"]
+        absent = [k for k in SERVERLESS_FIELDS if k not in observation]
+        if absent:
+            raise PolicyFormatError(f"{path}: the serverless observation spec lacks {absent}")
+        for name in ("max_containers", "max_cpu_steps"):
+            value = observation[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise PolicyFormatError(f"{path}: observation.{name} must be an integer >= 1, got {value!r}")
+        step = observation["cpu_step_cores"]
+        if not isinstance(step, (int, float)) or isinstance(step, bool) or not np.isfinite(step) or step <= 0:
+            raise PolicyFormatError(f"{path}: observation.cpu_step_cores must be a number > 0, got {step!r}")
+        edges = observation["load_bin_edges"]
+        if not isinstance(edges, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                 for e in edges) or not np.all(np.isfinite(edges)) \
+                or np.any(np.diff(edges) < 0):
+            raise PolicyFormatError(f"{path}: observation.load_bin_edges must be a non-decreasing list of "
+                                    f"finite numbers")
+        try:
+            moves = np.asarray(observation["moves"], dtype=np.float64)
+        except (TypeError, ValueError):
+            moves = np.zeros(0)
+        if moves.shape != (len(actions), 2) or not np.all(moves == np.rint(moves)):
+            raise PolicyFormatError(f"{path}: observation.moves must be [{len(actions)}, 2] integers "
+                                    f"(one (containers, cpu steps) change per action)")
+
+
 def load_policy(folder: str | Path) -> ExportedPolicy:
     """Load and verify an exported policy folder.
 
     Raises:
-      PolicyFormatError: no manifest, an unknown format or a newer format version,
-        missing fields, a weights checksum mismatch, or weights that do not match the
-        manifest.
+      PolicyFormatError: no manifest, a manifest that is not a JSON object, an unknown
+        format or a newer format version, missing fields or fields of the wrong type, a
+        weights file outside the folder, a weights checksum mismatch, weights that do
+        not match the manifest, or a policy table whose rows are not distributions
+        (non-finite, negative, or not summing to 1 within ``TOLERANCE``).
     """
     folder = Path(folder)
     path = folder / MANIFEST
@@ -190,30 +288,14 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
         raise PolicyFormatError(f"{folder}: no {MANIFEST} (not an exported policy folder)")
     try:
         manifest = json.loads(path.read_text())
-    except ValueError as err:
+    except (ValueError, UnicodeDecodeError) as err:
         raise PolicyFormatError(f"{path}: not valid JSON ({err})") from None
-    if manifest.get("format") != FORMAT:
-        raise PolicyFormatError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise PolicyFormatError(f"{path}: format version {version!r} is not supported (this loader reads "
-                                f"1..{FORMAT_VERSION}; a newer mfg-nac wrote it)")
-    missing = [k for k in REQUIRED if k not in manifest]
-    if missing:
-        raise PolicyFormatError(f"{path}: missing field(s) {missing}")
+    _check_manifest(manifest, path)
     weights = folder / manifest["weights"]["file"]
     if not weights.is_file():
         raise PolicyFormatError(f"{folder}: weights file {manifest['weights']['file']!r} is missing")
     if sha256_of(weights) != manifest["weights"]["sha256"]:
         raise PolicyFormatError(f"{weights}: SHA-256 does not match the manifest (corrupted or altered)")
-    observation = manifest["observation"]
-    if observation.get("kind") == "serverless":
-        absent = [k for k in SERVERLESS_FIELDS if k not in observation]
-        if absent:
-            raise PolicyFormatError(f"{path}: the serverless observation spec lacks {absent}")
-        if np.asarray(observation["moves"]).shape != (len(manifest["actions"]), 2):
-            raise PolicyFormatError(f"{path}: observation.moves must be [{len(manifest['actions'])}, 2] "
-                                    f"(one (containers, cpu steps) change per action)")
     policy = ExportedPolicy(manifest, read_safetensors(weights))
     expected = manifest["approximator"].get("shape")
     if expected is not None and list(policy.table.shape) != list(expected):

@@ -49,7 +49,7 @@ def with_change(path: str, value):
     ("game.name", "crowd", r"game: unknown game 'crowd'; allowed: beach_bar, building_evacuation"),
     ("game.params", {"size": 3}, r"unknown parameter\(s\) \['size'\] of game 'beach_bar'; allowed: horizon, n,"),
     ("solver.name", "ppo", r"solver: unknown solver 'ppo'; allowed: fictitious_play, fixed_point"),
-    ("solver.params", {"lr": 0.1}, r"unknown hyper-parameter\(s\) \['lr'\] of solver 'nac'; allowed: learning_rate"),
+    ("solver.params", {"lr": 0.1}, r"unknown parameter\(s\) \['lr'\] of solver 'nac'; allowed: learning_rate"),
     ("solver.features", {"kind": "fourier"}, r"solver.features.kind: Input should be 'one_hot', 'rbf' or 'tile_coding'"),
 ])
 def test_schema_errors_name_the_field_and_the_allowed_values(path, value, message):

@@ -76,6 +76,23 @@ def test_catalogue_sizes_match_the_peers_defaults(name, params, S, A, T):
     assert (game.num_states, game.num_actions, game.horizon) == (S, A, T)
 
 
+SIZE_PROBES = {
+    "beach_bar": dict(n=7), "crowd_motion": dict(torus_l=3, torus_w=4), "linear_quadratic": dict(el=3, m=1),
+    "building_evacuation": dict(n_floor=2, floor_l=3, floor_w=4), "random_linear": dict(n=3),
+    "conservative_treasure_hunting": dict(n=4, r=(1.0,) * 4), "crowd_modelling": dict(size=7),
+    "crowd_modelling_2d": dict(size=4), "linear_quadratic_openspiel": dict(size=6, actions_per_side=2),
+    "predator_prey": dict(size=3), "serverless": dict(max_containers=3, max_cpu_steps=2, num_load_bins=4),
+    "garnet": dict(num_states=6, num_actions=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(games.GAMES))
+def test_size_of_gives_the_built_games_sizes_without_building_them(name):
+    for params in ({}, SIZE_PROBES.get(name, {})):
+        game = games.make(name, **params)
+        assert games.size_of(name, **params) == (game.num_states, game.num_actions, game.horizon), params
+
+
 def test_structured_games_scale_to_a_million_states():
     game = games.crowd_modelling(size=10**6, horizon=2, dtype=np.float32)
     flow = mean_field_flow(game, uniform_policy(game))

@@ -22,7 +22,15 @@ __all__ = ["FunctionMetrics", "Allocation", "Target", "Bounds", "MetricsSource",
 
 class AdapterError(RuntimeError):
     """A request the platform refused for good (4xx other than 409/429), or gave up on
-    after the retries; the message names the request and the reason, never a credential."""
+    after the retries; the message names the request and the reason, never a credential.
+
+    ``permanent``: retrying cannot help (401, 403, 404, a malformed object, an unreadable
+    observations file), so ``mfg serve`` stops; False for a platform that did not answer
+    after the retries (the loop carries on with its next round)."""
+
+    def __init__(self, message: str, permanent: bool = True):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclasses.dataclass(frozen=True)

@@ -153,7 +153,8 @@ def send(transport: Transport, request: Request, retry: RetryPolicy = RetryPolic
                                    f"({_reason(response.body)}); not retried")
         if attempt + 1 < retry.max_attempts:
             retry.sleep(wait)
-    raise AdapterError(f"{request.method} {request.path}: gave up after {retry.max_attempts} attempts ({last})")
+    raise AdapterError(f"{request.method} {request.path}: gave up after {retry.max_attempts} attempts ({last})",
+                       permanent=False)
 
 
 def _reason(body: Any) -> str:

@@ -7,8 +7,10 @@ Every decision is logged as one JSON line (``DecisionLog``)::
      "decided": {...}, "target": {... clamped to the bounds},
      "outcome": "applied" | "unchanged" | "rate_limited" | "error", "requests": 1, "error": null}
 
-One function's failure (unreachable platform, a refused request) is logged and does not
-stop the others; a failed observation skips the iteration.  Credentials never reach the
+One function's transient failure (a platform that does not answer after the retries) is
+logged and does not stop the others; a transient failed observation skips the iteration.
+A permanent failure (401, 403, 404, an unreadable observations file) is logged, then
+ends the loop with an ``AdapterError`` (``mfg serve`` exits non-zero).  Credentials never reach the
 log: it holds metrics, allocations and outcomes only.
 """
 
@@ -52,12 +54,16 @@ class ControlLoop:
       functions: only these functions (default: every one observed).
       log: where the JSON lines go (default stderr).
       clock: seconds, for the cooldown (tests pass a fake clock).
+      stop_on_permanent: a permanent ``AdapterError`` (401, 403, 404, an unreadable
+        observations file) ends the loop: ``step`` logs the round, then raises it.
+        Transient ones (no answer after the retries) are logged and the loop goes on.
     """
 
     def __init__(self, source: MetricsSource, decider: Any, platform: Platform, bounds: Bounds = Bounds(),
                  functions: list[str] | None = None, log: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, stop_on_permanent: bool = True):
         self.source, self.decider, self.platform, self.bounds = source, decider, platform, bounds
+        self.stop_on_permanent = stop_on_permanent
         self.functions = None if functions is None else set(functions)
         self.log = log
         self.clock = clock
@@ -76,8 +82,10 @@ class ControlLoop:
         try:
             metrics = self.source.observe()
         except (AdapterError, OSError) as err:
-            record = base | {"time": _now_iso(), "outcome": "observe_error", "error": str(err)}
+            record = base | {"time": _now_iso(), "outcome": "observe_error", "error": str(err),
+                             "permanent": getattr(err, "permanent", False)}
             self._write(record)
+            self._stop_if_permanent([record])
             return [record]
         if self.functions is not None:
             metrics = [m for m in metrics if m.name in self.functions]
@@ -88,7 +96,7 @@ class ControlLoop:
                 readable.append(m)
             except AdapterError as err:
                 records.append(base | {"time": _now_iso(), "function": m.name, "observed": _plain(m),
-                                       "outcome": "error", "error": f"read: {err}"})
+                                       "outcome": "error", "error": f"read: {err}", "permanent": err.permanent})
         decided = {t.name: t for t in self.decider.decide(readable, current)}
         now = self.clock()
         for m in readable:
@@ -109,11 +117,21 @@ class ControlLoop:
                     record["requests"] = len(sent)
                     self.last_change[m.name] = now
                 except AdapterError as err:
-                    record["outcome"], record["error"] = "error", str(err)
+                    record["outcome"], record["error"], record["permanent"] = "error", str(err), err.permanent
             records.append(record)
         for record in records:
             self._write(record)
+        self._stop_if_permanent(records)
         return records
+
+    def _stop_if_permanent(self, records: list[dict]) -> None:
+        """Raise ``AdapterError`` when a record holds a permanent error (retrying cannot help)."""
+        if not self.stop_on_permanent:
+            return
+        for record in records:
+            if record.get("permanent"):
+                where = f"function {record['function']}: " if "function" in record else ""
+                raise AdapterError(f"{where}{record['error']} (a permanent error: the loop stops)")
 
     def run(self, interval_s: float, iterations: int | None = None, sleep: Callable[[float], None] = time.sleep):
         """``step`` every ``interval_s`` seconds, ``iterations`` times (None: until interrupted)."""
@@ -126,6 +144,8 @@ class ControlLoop:
                 try:
                     self.step()
                 except EOFError:                     # a stream source ran dry: stop cleanly
+                    if done == 0:
+                        raise AdapterError("no observation: the input stream is empty") from None
                     return
                 done += 1
                 if iterations is None or done < iterations:

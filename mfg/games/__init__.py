@@ -1,10 +1,13 @@
 """The game catalogue: classic MFGs with the peers' definitions, plus Garnet games.
 
 ``make(name, **params)`` builds any registered game; ``GAMES`` maps names to builders.
+``size_of(name, **params)`` gives (S, A, T) without building anything, so that a size
+that cannot fit in memory is refused before an allocation (``experiments.resources``).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from mfg.game import MeanFieldGame
@@ -44,6 +47,44 @@ GAMES: dict[str, Callable[..., MeanFieldGame]] = {
 }
 
 
+# (S, A) of each game from its parameters (defaults filled in); tests/test_games.py checks
+# them against the built games.
+_SIZES: dict[str, Callable[[dict], tuple[int, int]]] = {
+    "left_right": lambda p: (3, 2),
+    "rock_paper_scissors": lambda p: (4, 3),
+    "susceptible_infected": lambda p: (2, 2),
+    "beach_bar": lambda p: (p["n"], 3),
+    "crowd_motion": lambda p: (p["torus_l"] * p["torus_w"], 5),
+    "linear_quadratic": lambda p: (2 * p["el"] + 1, 2 * p["m"] + 1),
+    "building_evacuation": lambda p: (p["n_floor"] * p["floor_l"] * p["floor_w"], 6),
+    "conservative_treasure_hunting": lambda p: (p["n"], p["n"]),
+    "random_linear": lambda p: (p["n"], p["n"]),
+    "crowd_modelling": lambda p: (p["size"], 3),
+    "crowd_modelling_2d": lambda p: (p["size"] ** 2, 5),
+    "linear_quadratic_openspiel": lambda p: (p["size"], 2 * p["actions_per_side"] + 1),
+    "predator_prey": lambda p: (3 * p["size"] ** 2, 5),
+    "serverless": lambda p: ((len(p["levels"]) if p["levels"] is not None else p["num_load_bins"] - 1)
+                             * p["max_containers"] * p["max_cpu_steps"] * 3, 5),
+    "garnet": lambda p: (p["num_states"], p["num_actions"]),
+}
+
+
+_FIXED_HORIZONS = {"left_right": 2}      # games without a horizon parameter
+
+
+def size_of(name: str, **params) -> tuple[int, int, int | None]:
+    """(S, A, horizon) of game ``name`` with ``params``, computed from the parameters alone.
+
+    For the serverless game with a fitted load chain, S is a lower bound (a load bin that
+    no minute falls in is dropped by the fit)."""
+    if name not in GAMES:
+        raise KeyError(f"unknown game {name!r}; known games: {', '.join(sorted(GAMES))}.")
+    signature = inspect.signature(GAMES[name])
+    full = {k: v.default for k, v in signature.parameters.items()} | params
+    states, actions = _SIZES[name](full)
+    return int(states), int(actions), full.get("horizon", _FIXED_HORIZONS.get(name))
+
+
 def make(name: str, **params) -> MeanFieldGame:
     """Build the registered game ``name`` with keyword parameters."""
     if name not in GAMES:
@@ -51,4 +92,4 @@ def make(name: str, **params) -> MeanFieldGame:
     return GAMES[name](**params)
 
 
-__all__ = ["GAMES", "make", *GAMES]
+__all__ = ["GAMES", "make", "size_of", *GAMES]

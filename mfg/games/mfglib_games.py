@@ -131,7 +131,7 @@ def _log_crowd_reward(params, t, joint):
 
 
 def beach_bar(
-    horizon: int = 3, n: int = 4, bar_loc: int = 2, log_eps: float = 1e-20,
+    horizon: int | None = 3, n: int = 4, bar_loc: int = 2, log_eps: float = 1e-20,
     p_still: float = 0.5, mu0=None, kernel: str = "shift", discount: float | None = None, dtype=None,
 ) -> MeanFieldGame:
     """Beach bar (MFGLib's): n cells on a line (clamped ends, as MFGLib implements it).
