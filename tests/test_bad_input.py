@@ -198,7 +198,7 @@ CONFIG_CASES = [
 
 
 @pytest.mark.parametrize("base, path, value, expect", CONFIG_CASES,
-                         ids=[f"{c[1]}={str(c[2])[:24]}" for c in CONFIG_CASES])
+                         ids=[f"{c[1]}={'(deleted)' if c[2] is DELETE else str(c[2])[:24]}" for c in CONFIG_CASES])
 def test_a_bad_config_is_refused_before_anything_is_written(tmp_path, capsys, base, path, value, expect):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(with_change(base, path, value)))
