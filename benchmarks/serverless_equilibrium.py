@@ -23,7 +23,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
-from mfg.games.serverless import serverless  # noqa: E402
+from mfg.serverless.game import serverless  # noqa: E402
 from mfg.oracles import exploitability, mean_field_residual  # noqa: E402
 from solvers import FixedPoint, NaturalActorCritic, run  # noqa: E402
 

@@ -8,8 +8,8 @@ What "keeps its metrics" means here.  At N = 1,000 one cluster's metric is a noi
 sample: SLO violations are a ratio of request counts, and a few heavy functions of a
 heavy-tailed pool carry most requests (one cluster's violation rate varies by about 15%
 from sample to sample).  So at each size N the script simulates R independent clusters
-of N functions (``mfg.particles.simulate_clusters``, one vmapped scan), each under its
-own N-function mean field, and pools their functions (``mfg.evaluation.pool_clusters``).
+of N functions (``mfg.serverless.particles.simulate_clusters``, one vmapped scan), each under its
+own N-function mean field, and pools their functions (``mfg.serverless.evaluation.pool_clusters``).
 R N is the same at every size (the largest size by default) and the clusters come from
 ``TraceLoad.partition``: the pool tiled to R N functions and cut into clusters, so the
 N = 1,000 clusters together hold exactly the functions of the N = 100,000 one.  The
@@ -34,10 +34,10 @@ import numpy as np
 
 from experiments.runner import RunFolder, restore_policy
 from experiments.serverless import MFG, build_pools, load_edges
-from mfg.autoscalers import ConcurrencyAutoscaler, HorizontalAutoscaler, TabularPolicy
-from mfg.evaluation import METRICS, cluster, pool_clusters, summarize
-from mfg.games.serverless import cluster_model_of
-from mfg.particles import TraceLoad, simulate_clusters
+from mfg.serverless.autoscalers import ConcurrencyAutoscaler, HorizontalAutoscaler, TabularPolicy
+from mfg.serverless.evaluation import METRICS, cluster, pool_clusters, summarize
+from mfg.serverless.game import cluster_model_of
+from mfg.serverless.particles import TraceLoad, simulate_clusters
 
 
 def main() -> None:

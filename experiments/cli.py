@@ -112,7 +112,7 @@ def cmd_export(args) -> int:
 
 def cmd_serve(args) -> int:
     from experiments.serve import serve
-    from mfg.adapters import AdapterError
+    from mfg.serverless.adapters import AdapterError
 
     try:
         code = serve(args)

@@ -51,7 +51,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                          f"{game.horizon}, policy shape {list(table.shape)}); nothing was written")
     if game.name == "serverless":
         from experiments.serverless import load_edges
-        from mfg.games.serverless import ACTIONS, MOVES, cluster_model_of
+        from mfg.serverless.game import ACTIONS, MOVES, cluster_model_of
 
         model = cluster_model_of(game)
         observation = {"kind": "serverless", "fields": ["arrival_rate", "containers", "cpu_steps", "last_move"],

@@ -118,7 +118,7 @@ def _representatives(results: Mapping, family) -> dict:
 
 def plot_latency_cdf(results: Mapping, path: str, family=None) -> str:
     """Request latency CDF (log x) per policy, seeds pooled; swept baselines at their middle knob."""
-    from mfg.particles import latency_edges
+    from mfg.serverless.particles import latency_edges
 
     plt = _pyplot()
     family = family or (lambda name: name.split(" (")[0])

@@ -36,6 +36,8 @@ import numpy as np
 import yaml
 
 from experiments import checkpoint
+from experiments.build import build_game, build_solver
+from experiments.files import atomic_write
 from experiments.config import ExperimentConfig, load_config, parse_config
 
 __all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder", "RunFolderError",
@@ -62,34 +64,6 @@ class RunFolder:
         stamp = datetime.datetime.now().isoformat(timespec="seconds")
         with open(self.log_file, "a") as f:
             f.write(f"{stamp} {message}\n")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def build_game(config: ExperimentConfig):
-    from mfg import games
-
-    try:
-        return games.make(config.game.name, **config.game.params)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"game {config.game.name!r} with params {config.game.params}: {err}") from None
-
-
-def build_solver(config: ExperimentConfig, game):
-    from mfg import features
-    from solvers import SOLVERS
-
-    params = dict(config.solver.params)
-    if config.solver.features is not None:
-        params["features"] = features.make_features(game, config.solver.features.kind, **config.solver.features.params)
-    return SOLVERS[config.solver.name](**params)
 
 
 def _records(start: int, metrics: dict[str, np.ndarray]) -> list[str]:
@@ -194,7 +168,7 @@ def check_resources(config: ExperimentConfig) -> None:
 
     check_fits(config)
     if config.evaluation is not None and config.evaluation.workload != "synthetic":
-        from mfg.workloads import TraceFormatError, read_trace
+        from mfg.serverless.workloads import TraceFormatError, read_trace
 
         try:
             read_trace(config.evaluation.workload, config.evaluation.day)

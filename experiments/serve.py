@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _source(args):
-    from mfg.adapters import JsonSource, PrometheusSource, UrllibTransport
+    from mfg.serverless.adapters import JsonSource, PrometheusSource, UrllibTransport
 
     if args.observations is not None:
         return JsonSource(args.observations)
@@ -86,20 +86,20 @@ def _source(args):
 
 
 def _retry(args):
-    from mfg.adapters.http import RetryPolicy
+    from mfg.serverless.adapters.http import RetryPolicy
 
     return RetryPolicy(max_attempts=args.retries)
 
 
 def _decider(args):
-    from mfg.adapters import AutoscalerDecider, PolicyDecider
+    from mfg.serverless.adapters import AutoscalerDecider, PolicyDecider
 
     if args.policy is not None:
         import mfg_policy
 
         return PolicyDecider(mfg_policy.load_policy(args.policy), greedy=args.greedy, seed=args.seed)
-    from mfg.autoscalers import ConcurrencyAutoscaler, HorizontalAutoscaler, StaticPolicy
-    from mfg.cluster import ClusterModel
+    from mfg.serverless.autoscalers import ConcurrencyAutoscaler, HorizontalAutoscaler, StaticPolicy
+    from mfg.serverless.cluster import ClusterModel
 
     model = ClusterModel()
     knob = args.autoscaler_target
@@ -110,9 +110,9 @@ def _decider(args):
 
 
 def _platform(args):
-    from mfg.adapters import (DryRunTransport, KnativePlatform, KubernetesPlatform, KubernetesTransport,
+    from mfg.serverless.adapters import (DryRunTransport, KnativePlatform, KubernetesPlatform, KubernetesTransport,
                               OpenWhiskPlatform, UrllibTransport)
-    from mfg.adapters.http import basic_auth_header
+    from mfg.serverless.adapters.http import basic_auth_header
 
     if args.platform == "openwhisk":
         if not args.openwhisk_url:
@@ -145,7 +145,7 @@ def _platform(args):
 
 def build_loop(args, log=None):
     """The ``ControlLoop`` that ``args`` (parsed by ``add_arguments``) describe."""
-    from mfg.adapters import Bounds, ControlLoop
+    from mfg.serverless.adapters import Bounds, ControlLoop
 
     bounds = Bounds(args.min_containers, args.max_containers, args.min_cpu, args.max_cpu, cooldown_s=args.cooldown)
     functions = [f.strip() for f in args.functions.split(",") if f.strip()] if args.functions else None
@@ -202,7 +202,7 @@ def serve(args) -> int:
     try:
         loop = build_loop(args, log)
         if args.once:
-            from mfg.adapters import AdapterError
+            from mfg.serverless.adapters import AdapterError
 
             try:
                 records = loop.step()

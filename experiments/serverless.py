@@ -1,7 +1,7 @@
 """The serverless comparison: a trained MFG policy against today's autoscalers.
 
 After a run of a solver on the tabular serverless game, ``compare`` deploys its policy on
-the particle simulator (``mfg.particles``) next to the baselines of ``mfg.autoscalers``,
+the particle simulator (``mfg.serverless.particles``) next to the baselines of ``mfg.serverless.autoscalers``,
 on the same workloads (one per seed) and the same population, and writes:
 
   evaluation/summary.json    every policy's metrics (mean and 95% CI over seeds), the
@@ -30,14 +30,15 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from mfg.autoscalers import (ConcurrencyAutoscaler, HorizontalAutoscaler, QLearningAutoscaler, StaticPolicy,
+from mfg.serverless.autoscalers import (ConcurrencyAutoscaler, HorizontalAutoscaler, QLearningAutoscaler, StaticPolicy,
                              TabularPolicy)
-from mfg.cluster import ClusterModel, fit_rates_to_cluster
-from mfg.evaluation import METRICS, PolicyEvaluation, evaluate
-from mfg.games.serverless import cluster_model_of, serverless
-from mfg.particles import TraceLoad, simulate
-from experiments.runner import atomic_write
-from mfg.workloads import generate_functions, read_trace
+from mfg.serverless.cluster import ClusterModel, fit_rates_to_cluster
+from mfg.serverless.evaluation import METRICS, PolicyEvaluation, evaluate
+from mfg.serverless.game import cluster_model_of, serverless
+from mfg.serverless.particles import TraceLoad, simulate
+from experiments.build import build_game, build_solver
+from experiments.files import atomic_write
+from mfg.serverless.workloads import generate_functions, read_trace
 
 __all__ = ["compare", "build_loads", "load_edges", "independent_policy", "train_q_learning", "target_verdicts"]
 
@@ -57,7 +58,7 @@ def build_pools(model: ClusterModel, evaluation, peak_load: float = 0.5) -> list
     ``workload: synthetic`` draws a fresh synthetic day of ``pool_functions`` functions per
     seed (``generate_functions``); a folder path reads that trace's day (the real Azure
     trace, or any in its format) for every seed.  Rates are fitted to the cluster with the
-    game's ``peak_load`` (``mfg.cluster.fit_rates_to_cluster``).
+    game's ``peak_load`` (``mfg.serverless.cluster.fit_rates_to_cluster``).
     """
     if evaluation.workload != "synthetic":
         rates = fit_rates_to_cluster(read_trace(evaluation.workload, evaluation.day).rates_per_second(), model,
@@ -83,7 +84,6 @@ def build_loads(model: ClusterModel, evaluation, peak_load: float = 0.5,
 
 def independent_policy(config, log: Callable[[str], None] = print) -> np.ndarray:
     """The run's solver on the same game without contention: every function trained as if alone."""
-    from experiments.runner import build_game, build_solver
     from solvers import run
 
     alone = config.model_copy(deep=True)

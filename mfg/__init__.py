@@ -4,7 +4,9 @@ The model layer of the library: games (``MeanFieldGame``, ``make_game``, the cat
 ``mfg.games``), transition operators (``mfg.transitions``) and exact oracles
 (``mfg.oracles``), feature maps for function approximation (``mfg.features``), sampling
 primitives for simulated agents (``mfg.sampling``) and the finite N-player game of any
-mean-field game (``mfg.nplayer``).  Solvers live in the sibling package ``solvers``.
+mean-field game (``mfg.nplayer``).  Solvers live in the sibling package ``solvers``; the
+serverless application (its game, cluster model, simulators, autoscalers and platform
+adapters) lives in ``mfg.serverless``.
 """
 
 from mfg import features, games, oracles, transitions

@@ -9,9 +9,9 @@ import re
 import pytest
 from fake_platforms import MERGE, OPENWHISK_AUTH, STRATEGIC, TOKEN, Fault
 
-from mfg.adapters import (AdapterError, Bounds, ControlLoop, DryRunTransport, FunctionMetrics, JsonSource,
+from mfg.serverless.adapters import (AdapterError, Bounds, ControlLoop, DryRunTransport, FunctionMetrics, JsonSource,
                           KnativePlatform, KubernetesPlatform, OpenWhiskPlatform, RetryPolicy, Target, UrllibTransport)
-from mfg.adapters.http import KubernetesTransport, Request, basic_auth_header, send
+from mfg.serverless.adapters.http import KubernetesTransport, Request, basic_auth_header, send
 
 
 class RecordedSleep:
@@ -218,7 +218,7 @@ def test_other_4xx_errors_are_not_retried():
 
     def transport(request):
         calls.append(request)
-        from mfg.adapters.http import Response
+        from mfg.serverless.adapters.http import Response
         return Response(422, {"message": "spec.replicas: Invalid value"})
 
     with pytest.raises(AdapterError, match="422.*Invalid value.*not retried"):

@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mfg.autoscalers import (ConcurrencyAutoscaler, HorizontalAutoscaler, QLearningAutoscaler, StaticPolicy,
+from mfg.serverless.autoscalers import (ConcurrencyAutoscaler, HorizontalAutoscaler, QLearningAutoscaler, StaticPolicy,
                              TabularPolicy)
-from mfg.evaluation import confidence_interval, histogram_quantile
-from mfg.games.serverless import state_index
-from mfg.particles import Observation
+from mfg.serverless.evaluation import confidence_interval, histogram_quantile
+from mfg.serverless.game import state_index
+from mfg.serverless.particles import Observation
 
 
 def observe(containers, utilization=0.5, concurrency=1.0, rate=1.0, cpu_steps=8, last_move=0, reward=0.0):

@@ -27,7 +27,7 @@ import yaml
 import mfg_policy
 from experiments.cli import main
 from fake_platforms import OPENWHISK_AUTH
-from mfg import workloads
+from mfg.serverless import workloads
 
 MAX_MESSAGE_LINES = 12
 

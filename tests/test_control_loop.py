@@ -15,14 +15,14 @@ import mfg_policy
 from experiments.cli import main
 from experiments.runner import RunFolder, restore_policy
 from experiments.serverless import load_edges
-from mfg.adapters import AutoscalerDecider, Bounds, ControlLoop, PolicyDecider
-from mfg.adapters.simulator import SimulatedCluster
-from mfg.autoscalers import HorizontalAutoscaler, TabularPolicy
-from mfg.cluster import fit_rates_to_cluster
-from mfg.evaluation import summarize
-from mfg.games.serverless import apply_moves, cluster_model_of
-from mfg.particles import TraceLoad, simulate
-from mfg.workloads import generate_functions
+from mfg.serverless.adapters import AutoscalerDecider, Bounds, ControlLoop, PolicyDecider
+from mfg.serverless.adapters.simulator import SimulatedCluster
+from mfg.serverless.autoscalers import HorizontalAutoscaler, TabularPolicy
+from mfg.serverless.cluster import fit_rates_to_cluster
+from mfg.serverless.evaluation import summarize
+from mfg.serverless.game import apply_moves, cluster_model_of
+from mfg.serverless.particles import TraceLoad, simulate
+from mfg.serverless.workloads import generate_functions
 
 MINUTES = 60
 

@@ -6,12 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mfg.autoscalers import StaticPolicy, TabularPolicy
-from mfg.cluster import ClusterModel, P99Table, p99_latency, service_rate
-from mfg.evaluation import cluster, pool_clusters, summarize
-from mfg.games.serverless import cluster_model_of, serverless
-from mfg.particles import MarkovLoad, TraceLoad, simulate, simulate_clusters
-from mfg.queueing import mean_response_time, response_time_survival
+from mfg.serverless.autoscalers import StaticPolicy, TabularPolicy
+from mfg.serverless.cluster import ClusterModel, P99Table, p99_latency, service_rate
+from mfg.serverless.evaluation import cluster, pool_clusters, summarize
+from mfg.serverless.game import cluster_model_of, serverless
+from mfg.serverless.particles import MarkovLoad, TraceLoad, simulate, simulate_clusters
+from mfg.serverless.queueing import mean_response_time, response_time_survival
 from mfg.transitions import to_dense
 from experiments.serverless import load_edges
 

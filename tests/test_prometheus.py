@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mfg.adapters import AdapterError, PrometheusSource, RetryPolicy, UrllibTransport
+from mfg.serverless.adapters import AdapterError, PrometheusSource, RetryPolicy, UrllibTransport
 
 PROMETHEUS = shutil.which("prometheus")
 if PROMETHEUS is None and os.environ.get("MFG_REQUIRE_PROMETHEUS"):

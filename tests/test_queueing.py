@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mfg.queueing import (erlang_c, mean_response_time, mean_wait, response_time_quantile,
+from mfg.serverless.queueing import (erlang_c, mean_response_time, mean_wait, response_time_quantile,
                           response_time_survival)
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from mfg import uniform_policy
-from mfg.games.serverless import decode_states, fit_load_chain, serverless
+from mfg.serverless.game import decode_states, fit_load_chain, serverless
 from mfg.oracles import induced_mean_field
-from mfg.queueing import response_time_quantile
+from mfg.serverless.queueing import response_time_quantile
 from mfg.transitions import to_dense
-from mfg.workloads import SAMPLE_DIR, read_trace
+from mfg.serverless.workloads import SAMPLE_DIR, read_trace
 from solvers import FixedPoint, MirrorDescent, NaturalActorCritic, run
 
 SMALL = dict(max_containers=4, max_cpu_steps=3, num_load_bins=3)

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mfg.workloads import (MINUTES, SAMPLE_DIR, TRIGGER_SHARE, TraceFormatError, generate, invocation_file,
+from mfg.serverless.workloads import (MINUTES, SAMPLE_DIR, TRIGGER_SHARE, TraceFormatError, generate, invocation_file,
                            read_trace, write_trace)
 
 
@@ -97,7 +97,7 @@ def test_generator_daily_cycle_durations_and_burstiness(big):
 
 
 def test_generate_functions_keeps_exactly_the_requested_invoked_functions():
-    from mfg.workloads import generate_functions
+    from mfg.serverless.workloads import generate_functions
 
     trace = generate_functions(50, seed=4)
     assert trace.num_functions == 50 and np.all(trace.invocations.sum(1) > 0)

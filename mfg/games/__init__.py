@@ -15,7 +15,7 @@ from mfg.games.crowd import crowd_modelling, crowd_modelling_2d
 from mfg.games.garnet import garnet
 from mfg.games.linear_quadratic import linear_quadratic_openspiel
 from mfg.games.predator_prey import predator_prey
-from mfg.games.serverless import serverless
+from mfg.serverless.game import serverless
 from mfg.games.mfglib_games import (
     beach_bar,
     building_evacuation,

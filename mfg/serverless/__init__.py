@@ -1,24 +1,32 @@
-"""The serverless application, rebuilt at a platform's time resolution (issue 15, in progress).
+"""The serverless application: functions competing for a shared cluster, in one package.
 
-  ``hpa``        the Kubernetes Horizontal Pod Autoscaler, as its controller decides
-  ``kpa``        the Knative Pod Autoscaler, as its decider and scale-to-zero reconciler decide
-  ``workload``   the trace at a tick dt: arrivals per tick (Poisson or over-dispersed),
-                 service times and SLOs from the durations, the violations floor
+The general MFG library is ``mfg`` around it (games, oracles, features, the N-player
+game) and ``solvers``; everything about serverless clusters is here:
 
-tests/serverless_des.py is the request-level reference simulator (plain Python) that
-the vectorized tick simulator, still to come, will be checked against.
+  ``game``         the tabular serverless game (registered as ``mfg.games.serverless``)
+  ``cluster``      its cluster model: contention, service, latency, reward (``ClusterModel``)
+  ``queueing``     M/M/c formulas (Erlang C, response-time tails and quantiles)
+  ``workloads``    the Azure Functions 2019 trace format: reader, writer, synthetic days
+  ``particles``    the particle simulator at one-minute steps (the model of the comparison
+                   in docs/serverless.md today)
+  ``autoscalers``  the baselines and tabular policies on that simulator
+  ``evaluation``   metrics of a simulated episode (SLO violations, latency, CPU)
+  ``adapters``     the control loop and the Kubernetes, Knative and OpenWhisk adapters
+                   (``mfg serve``; docs/deploy.md)
 
-Each is a pure, vectorized function of what the platform measures (one row per function)
-and of the rule's own state, so that a simulator can call it for 10^5 functions in one
-jitted step, and a test can drive it with scripted metric series and compare every
-decision with the upstream algorithm worked out by hand (tests/test_upstream_autoscalers.py).
+and, for the simulator at a platform's time resolution that issue 15 builds (in progress):
 
-The minute-step model the application uses today lives in ``mfg.cluster``,
-``mfg.particles`` and ``mfg.autoscalers``; docs/serverless.md describes it.
+  ``hpa``          the Kubernetes Horizontal Pod Autoscaler, as its controller decides
+  ``kpa``          the Knative Pod Autoscaler, as its decider and scale-to-zero reconciler decide
+  ``demand``       the trace at a tick dt: arrivals per tick (Poisson or over-dispersed),
+                   service times and SLOs from the durations, the violations floor
+
+tests/serverless_des.py is the request-level reference simulator (plain Python) that the
+vectorized tick simulator will be checked against.  Submodules are imported on demand.
 """
 
-from mfg.serverless.hpa import HPAConfig, HPAState, hpa_init, hpa_decide, hpa_replicas
-from mfg.serverless.kpa import KPAConfig, KPAState, kpa_init, kpa_decide, kpa_scale
+from mfg.serverless.hpa import HPAConfig, HPAState, hpa_decide, hpa_init, hpa_replicas
+from mfg.serverless.kpa import KPAConfig, KPAState, kpa_decide, kpa_init, kpa_scale
 
 __all__ = ["HPAConfig", "HPAState", "hpa_init", "hpa_decide", "hpa_replicas",
            "KPAConfig", "KPAState", "kpa_init", "kpa_decide", "kpa_scale"]

@@ -2,15 +2,15 @@
 
 One frozen set of constants (``ClusterModel``) and the pure functions that turn a
 function's load and allocation, and the population's CPU pressure, into latency and
-reward.  The tabular game (``mfg.games.serverless``) and the particle simulator
-(``mfg.particles``) both call these functions, so they model exactly the same cluster.
+reward.  The tabular game (``mfg.serverless.game``) and the particle simulator
+(``mfg.serverless.particles``) both call these functions, so they model exactly the same cluster.
 
 Per function (all arrays broadcast; rates in requests/s, times in seconds, CPU in cores):
 
   contention   slowdown(P) = 1 + contention * max(0, P - knee),   P = allocated / capacity
   service      mu(c, P)    = c * cpu_step * service_rate_per_core / slowdown(P)
                (per container; a container serves one request at a time)
-  latency      M/M/n with arrival rate lam and n containers of rate mu (``mfg.queueing``)
+  latency      M/M/n with arrival rate lam and n containers of rate mu (``mfg.serverless.queueing``)
   tail         p99 + cold_start   when the step added containers
   SLO          preservation = min(1, slo / tail latency)   (0 for an unstable queue)
   utilization  min(lam / (n mu(c, 0)), 1 / slowdown(P))   CPU used / allocated: contention
@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.queueing import erlang_c, response_time_quantile
+from mfg.serverless.queueing import erlang_c, response_time_quantile
 
 __all__ = ["ClusterModel", "slowdown", "service_rate", "p99_latency", "function_reward", "cpu_utilization",
            "P99Table", "cpu_pressure"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import abc
 
-from mfg.adapters.core import AdapterError, Allocation, Target
-from mfg.adapters.http import Request, RetryPolicy, Transport, send
+from mfg.serverless.adapters.core import AdapterError, Allocation, Target
+from mfg.serverless.adapters.http import Request, RetryPolicy, Transport, send
 
 __all__ = ["HttpPlatform"]
 
@@ -25,10 +25,10 @@ class HttpPlatform(abc.ABC):
     """Base class of the Kubernetes, Knative and OpenWhisk adapters.
 
     Args:
-      transport: sends ``Request`` values (``mfg.adapters.http``); a ``DryRunTransport``
+      transport: sends ``Request`` values (``mfg.serverless.adapters.http``); a ``DryRunTransport``
         prints the mutating ones instead.
       namespace: the namespace of every function.
-      retry: the retry policy of ``mfg.adapters.http.send``.
+      retry: the retry policy of ``mfg.serverless.adapters.http.send``.
       conflict_attempts: re-read-and-re-apply rounds after a 409 before giving up.
     """
 

@@ -6,7 +6,7 @@ compilation) with
     init(num_functions, key) -> state
     decide(state, observation, key) -> (Decision, state)
 
-where ``observation`` is a ``mfg.particles.Observation`` and ``Decision`` the target
+where ``observation`` is a ``mfg.serverless.particles.Observation`` and ``Decision`` the target
 containers and CPU steps of every function (targets, not deltas: the simulator clamps
 them to the model's bounds).
 
@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.games.serverless import apply_moves, load_bin, state_index
-from mfg.particles import Decision, Observation
+from mfg.serverless.game import apply_moves, load_bin, state_index
+from mfg.serverless.particles import Decision, Observation
 
 __all__ = ["StaticPolicy", "HorizontalAutoscaler", "ConcurrencyAutoscaler", "QLearningAutoscaler",
            "TabularPolicy", "kpa_scale"]
@@ -158,7 +158,7 @@ class QLearningAutoscaler:
 
     Attributes:
       q_values: [N, L, K] initial (or learned) Q table.
-      edges: [L - 1] load-bin edges (``mfg.games.serverless.load_bin_edges``).
+      edges: [L - 1] load-bin edges (``mfg.serverless.game.load_bin_edges``).
       targets: [K] target concurrencies per container to choose from.
     """
 

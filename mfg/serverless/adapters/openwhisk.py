@@ -17,9 +17,9 @@ controller keeps omitted top-level fields, not omitted limits).
 
 from __future__ import annotations
 
-from mfg.adapters.core import AdapterError, Allocation, Target
-from mfg.adapters.http import JSON, Request, Transport
-from mfg.adapters.platform import HttpPlatform
+from mfg.serverless.adapters.core import AdapterError, Allocation, Target
+from mfg.serverless.adapters.http import JSON, Request, Transport
+from mfg.serverless.adapters.platform import HttpPlatform
 
 __all__ = ["OpenWhiskPlatform"]
 

@@ -23,9 +23,9 @@ Deployment: two controllers would fight over ``replicas``.
 
 from __future__ import annotations
 
-from mfg.adapters.core import AdapterError, Allocation, Target, format_cpu, parse_cpu
-from mfg.adapters.http import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Request, Response, Transport
-from mfg.adapters.platform import HttpPlatform
+from mfg.serverless.adapters.core import AdapterError, Allocation, Target, format_cpu, parse_cpu
+from mfg.serverless.adapters.http import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Request, Response, Transport
+from mfg.serverless.adapters.platform import HttpPlatform
 
 __all__ = ["KubernetesPlatform"]
 

@@ -7,21 +7,21 @@ One interface, observe -> decide -> apply:
   platforms    ``KubernetesPlatform``, ``KnativePlatform``, ``OpenWhiskPlatform``,
                ``SimulatedCluster``
   loop         ``ControlLoop`` (clamping to ``Bounds``, per-function cooldown, JSON logs)
-  transport    ``mfg.adapters.http``: requests as values, one retry rule, dry-run
+  transport    ``mfg.serverless.adapters.http``: requests as values, one retry rule, dry-run
 
 ``mfg serve`` (experiments/cli.py) wires them from the command line; docs/deploy.md
 shows the requests each platform receives.
 """
 
-from mfg.adapters.core import AdapterError, Allocation, Bounds, FunctionMetrics, Target
-from mfg.adapters.deciders import AutoscalerDecider, PolicyDecider
-from mfg.adapters.http import (DryRunTransport, KubernetesTransport, Request, Response, RetryPolicy,
+from mfg.serverless.adapters.core import AdapterError, Allocation, Bounds, FunctionMetrics, Target
+from mfg.serverless.adapters.deciders import AutoscalerDecider, PolicyDecider
+from mfg.serverless.adapters.http import (DryRunTransport, KubernetesTransport, Request, Response, RetryPolicy,
                                UrllibTransport, send)
-from mfg.adapters.knative import KnativePlatform
-from mfg.adapters.kubernetes import KubernetesPlatform
-from mfg.adapters.loop import ControlLoop
-from mfg.adapters.openwhisk import OpenWhiskPlatform
-from mfg.adapters.sources import DEFAULT_QUERIES, JsonSource, PrometheusSource
+from mfg.serverless.adapters.knative import KnativePlatform
+from mfg.serverless.adapters.kubernetes import KubernetesPlatform
+from mfg.serverless.adapters.loop import ControlLoop
+from mfg.serverless.adapters.openwhisk import OpenWhiskPlatform
+from mfg.serverless.adapters.sources import DEFAULT_QUERIES, JsonSource, PrometheusSource
 
 __all__ = ["AdapterError", "Allocation", "Bounds", "FunctionMetrics", "Target", "AutoscalerDecider",
            "PolicyDecider", "DryRunTransport", "KubernetesTransport", "Request", "Response", "RetryPolicy",

@@ -11,7 +11,7 @@ the two forms agree).  Every step is one minute (the trace's resolution):
      concurrency, latency and last reward, and P; the policy returns its target
      allocation (``Decision``: containers, CPU steps, and whether the move was illegal);
   3. the minute is served with the new allocation: M/M/n latency with the contention
-     slowdown and cold starts for added containers (``mfg.cluster``, the same functions
+     slowdown and cold starts for added containers (``mfg.serverless.cluster``, the same functions
      as the tabular game), reward as in the tabular game;
   4. per-function accumulators (requests, SLO violations, latency sum and a latency
      histogram, allocated and busy CPU, cold starts, reward) and per-step cluster series
@@ -36,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from mfg.cluster import (ClusterModel, P99Table, cpu_pressure, cpu_utilization, function_reward, service_rate,
+from mfg.serverless.cluster import (ClusterModel, P99Table, cpu_pressure, cpu_utilization, function_reward, service_rate,
                          wait_probability)
-from mfg.games.serverless import IN, NONE, OUT, move_direction
-from mfg.queueing import survival_given_wait
+from mfg.serverless.game import IN, NONE, OUT, move_direction
+from mfg.serverless.queueing import survival_given_wait
 
 __all__ = ["TraceLoad", "MarkovLoad", "Observation", "Decision", "ParticleResult", "simulate", "simulate_clusters",
            "observe", "serve", "zero_accumulators", "accumulate", "latency_edges", "STEP_SECONDS"]
@@ -69,7 +69,7 @@ class TraceLoad:
     """Each function replays its own per-minute rate series.
 
     Attributes:
-      rates: [F, T] requests/s of a pool of F functions (``mfg.cluster.fit_rates_to_cluster``).
+      rates: [F, T] requests/s of a pool of F functions (``mfg.serverless.cluster.fit_rates_to_cluster``).
       assignment: [N] the pool function each particle replays.
       start: first minute replayed.
     """
@@ -181,7 +181,7 @@ class Decision(NamedTuple):
 
 
 class ParticleResult(NamedTuple):
-    """Accumulated outcome of an episode (device arrays; see ``mfg.evaluation`` for metrics).
+    """Accumulated outcome of an episode (device arrays; see ``mfg.serverless.evaluation`` for metrics).
 
     per_function: dict of [N] sums over the episode (requests, violations, latency_sum,
       allocated, busy (core-minutes), cold_starts, reward, illegal, oscillations) and
@@ -216,7 +216,7 @@ def simulate(model: ClusterModel, load: TraceLoad | MarkovLoad, policy: Any, key
       model: the cluster constants (shared with the tabular game).
       load: ``TraceLoad`` or ``MarkovLoad`` (N functions).
       policy: an object with ``init(num_functions, key) -> state`` and
-        ``decide(state, observation, key) -> (Decision, state)`` (``mfg.autoscalers``).
+        ``decide(state, observation, key) -> (Decision, state)`` (``mfg.serverless.autoscalers``).
       key: PRNG key (policy sampling, load chain).
       num_steps: minutes to simulate (default: the whole load series).
       initial_containers: everyone's containers at t = 0.
@@ -246,7 +246,7 @@ def simulate_clusters(model: ClusterModel, loads: list[TraceLoad], policy: Any, 
     Each cluster has its own N functions and its own mean field (its pressure is computed
     over its own functions), so this estimates the expectation of a metric *at size N*
     from R samples in one compiled scan: R N function-steps cost about what one cluster of
-    R N functions does.  ``mfg.evaluation.pool_clusters`` merges the result into one
+    R N functions does.  ``mfg.serverless.evaluation.pool_clusters`` merges the result into one
     population for the metrics.
 
     Args:

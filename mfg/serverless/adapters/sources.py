@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from mfg.adapters.core import AdapterError, FunctionMetrics
-from mfg.adapters.http import Request, RetryPolicy, Transport, send
+from mfg.serverless.adapters.core import AdapterError, FunctionMetrics
+from mfg.serverless.adapters.http import Request, RetryPolicy, Transport, send
 
 __all__ = ["JsonSource", "PrometheusSource", "DEFAULT_QUERIES", "metrics_from_json"]
 

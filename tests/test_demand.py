@@ -1,4 +1,4 @@
-"""The trace at a platform's resolution (mfg/serverless/workload.py): arrivals per tick keep
+"""The trace at a platform's resolution (mfg/serverless/demand.py): arrivals per tick keep
 every minute's count and have the multinomial (Poisson) or Dirichlet-multinomial spread;
 service times and SLOs follow their documented rules; bad values are refused."""
 
@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from mfg.serverless.workload import (DEFAULT_SERVICE_MEAN, service_means, slo_of, tick_arrivals, ticks_per_minute,
+from mfg.serverless.demand import (DEFAULT_SERVICE_MEAN, service_means, slo_of, tick_arrivals, ticks_per_minute,
                                      violation_floor)
 from serverless_des import simulate
 

@@ -37,7 +37,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable, Protocol, TextIO
 
-from mfg.adapters.core import AdapterError
+from mfg.serverless.adapters.core import AdapterError
 
 __all__ = ["Request", "Response", "Transport", "RetryPolicy", "send", "UrllibTransport", "KubernetesTransport",
            "DryRunTransport", "TransientError", "basic_auth_header"]

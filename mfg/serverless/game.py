@@ -22,18 +22,18 @@ population's CPU pressure is
 and every function's per-container service rate is scaled down once the pressure passes
 a knee:  mu_eff = c cpu_step * service_rate_per_core / (1 + contention * max(0, pressure - knee)).
 
-Latency: M/M/n (``mfg.queueing``) with arrival rate lam_l and n containers of rate mu_eff;
+Latency: M/M/n (``mfg.serverless.queueing``) with arrival rate lam_l and n containers of rate mu_eff;
 the tail latency is its p99 response time plus ``cold_start`` seconds when the action adds
 a container.  SLO preservation = min(1, slo / p99) (0 for an unstable queue);
-utilization = CPU used / allocated (``mfg.cluster.cpu_utilization``).
+utilization = CPU used / allocated (``mfg.serverless.cluster.cpu_utilization``).
 
 Reward (configurable weights): r = w_util * utilization + w_slo * SLO preservation (or the
 cost form w_slo * SLO preservation - price * allocated cores, ``reward_form="cost"``),
 replaced by ``illegal_penalty`` for an illegal move, and ``oscillation_penalty`` added
 for a move that reverses the last one.
 
-Contention, latency and reward are the functions of ``mfg.cluster`` (constants and their
-sources there), shared with the particle form ``mfg.particles``.  Load levels default to
+Contention, latency and reward are the functions of ``mfg.serverless.cluster`` (constants and their
+sources there), shared with the particle form ``mfg.serverless.particles``.  Load levels default to
 the shipped Azure-format sample fitted to the cluster (``fit_rates_to_cluster``).
 
 Stationary discounted by default (gamma 0.9): the paper's setting.  S = L N_max C_max 3.
@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.cluster import (ClusterModel, cpu_pressure, fit_rates_to_cluster, function_reward, p99_latency,
+from mfg.serverless.cluster import (ClusterModel, cpu_pressure, fit_rates_to_cluster, function_reward, p99_latency,
                          service_rate)
 from mfg.game import MeanFieldGame, make_game
 from mfg.games._common import fixed_kernel, stationary_discount
@@ -121,7 +121,7 @@ def load_bin(rates, edges):
 
 def default_workload_rates(model: ClusterModel, peak_load: float = 0.5) -> np.ndarray:
     """[F, 1440] rates of the shipped Azure-format sample, fitted to the cluster."""
-    from mfg.workloads import SAMPLE_DIR, read_trace
+    from mfg.serverless.workloads import SAMPLE_DIR, read_trace
 
     return fit_rates_to_cluster(read_trace(SAMPLE_DIR).rates_per_second(), model, peak_load)
 
@@ -174,7 +174,7 @@ def move_direction(containers, cpu_steps, containers_next, cpu_steps_next):
 
 @dataclasses.dataclass(frozen=True)
 class TabularReward:
-    """reward_fn of the tabular game: the shared cluster model (``mfg.cluster``) on every (s, a)."""
+    """reward_fn of the tabular game: the shared cluster model (``mfg.serverless.cluster``) on every (s, a)."""
 
     model: ClusterModel
 

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-from mfg.adapters.core import AdapterError, Allocation, Bounds, MetricsSource, Platform, Target
+from mfg.serverless.adapters.core import AdapterError, Allocation, Bounds, MetricsSource, Platform, Target
 
 __all__ = ["ControlLoop", "same_allocation"]
 

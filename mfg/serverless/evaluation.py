@@ -27,8 +27,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from mfg.cluster import ClusterModel
-from mfg.particles import ParticleResult, latency_edges, simulate
+from mfg.serverless.cluster import ClusterModel
+from mfg.serverless.particles import ParticleResult, latency_edges, simulate
 
 __all__ = ["METRICS", "summarize", "histogram_quantile", "evaluate", "PolicyEvaluation", "confidence_interval",
            "pool_clusters", "cluster"]
@@ -115,7 +115,7 @@ def summarize(result: ParticleResult, model: ClusterModel, edges: np.ndarray | N
 
 
 def pool_clusters(result: ParticleResult) -> ParticleResult:
-    """R independent clusters (``mfg.particles.simulate_clusters``) as one population of R N
+    """R independent clusters (``mfg.serverless.particles.simulate_clusters``) as one population of R N
     functions for ``summarize``: per-function sums are concatenated, cluster series are
     averaged over the clusters (the mean pressure path).
 
@@ -154,7 +154,7 @@ def evaluate(model: ClusterModel, loads: list, policies: dict[str, Any], *, key:
     """Run every policy on every load (seed i uses ``loads[i]`` and key fold_in(key, i)).
 
     Args:
-      policies: name -> policy (``mfg.autoscalers``).
+      policies: name -> policy (``mfg.serverless.autoscalers``).
       prepare: optional ``(name, policy, load, key) -> policy`` hook run before each
         evaluation (e.g. to train per-function Q-learning on that workload first).
       progress: optional callback receiving a line per finished run.

@@ -90,7 +90,7 @@ def service_means(durations: np.ndarray, default: float = DEFAULT_SERVICE_MEAN) 
     the Average; NaN rows: no durations row, ``default`` instead)."""
     durations = np.asarray(durations, np.float64)
     if durations.ndim != 2 or durations.shape[1] < 1:
-        raise ValueError(f"durations must be [functions, fields] as mfg.workloads.Trace holds them, got "
+        raise ValueError(f"durations must be [functions, fields] as mfg.serverless.workloads.Trace holds them, got "
                          f"shape {durations.shape}")
     if not (np.isfinite(default) and default > 0):
         raise ValueError(f"the default service time must be a number of seconds > 0, got {default!r}")

@@ -1,18 +1,18 @@
 """The particle simulator behind the adapter interface: a cluster the control loop can drive.
 
 ``SimulatedCluster`` is both a metrics source and a platform.  It holds N functions of
-``mfg.particles`` one minute at a time:
+``mfg.serverless.particles`` one minute at a time:
 
     observe()  -> each function's rate, CPU used, p50/p99 latency and concurrency this minute
     read(f)    -> its allocation (containers, cores per container)
     apply(t)   -> records the target for this minute (CPU rounded to the model's steps)
-    advance()  -> serves the minute with the targets (``mfg.particles.serve``) and moves on
+    advance()  -> serves the minute with the targets (``mfg.serverless.particles.serve``) and moves on
 
 so that ``ControlLoop(cluster, decider, cluster).step(); cluster.advance()`` repeated T
-times is the episode ``mfg.particles.simulate`` runs in one ``lax.scan`` -- the same
+times is the episode ``mfg.serverless.particles.simulate`` runs in one ``lax.scan`` -- the same
 observation and serving functions, the same load and random keys -- with the decision
 taken outside, by the code that drives a real cluster.  ``result()`` returns the
-accumulated ``ParticleResult`` for ``mfg.evaluation.summarize``.
+accumulated ``ParticleResult`` for ``mfg.serverless.evaluation.summarize``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.adapters.core import AdapterError, Allocation, FunctionMetrics, Target
-from mfg.cluster import ClusterModel, P99Table
-from mfg.games.serverless import NONE
-from mfg.particles import (Decision, ParticleResult, accumulate, latency_edges, observe, serve,
+from mfg.serverless.adapters.core import AdapterError, Allocation, FunctionMetrics, Target
+from mfg.serverless.cluster import ClusterModel, P99Table
+from mfg.serverless.game import NONE
+from mfg.serverless.particles import (Decision, ParticleResult, accumulate, latency_edges, observe, serve,
                            zero_accumulators)
 
 __all__ = ["SimulatedCluster"]
@@ -52,7 +52,7 @@ class SimulatedCluster:
     Args:
       model: the cluster constants.
       load: a ``TraceLoad`` or ``MarkovLoad`` of N functions.
-      key: PRNG key, split as ``mfg.particles.simulate`` splits it (so the load chain
+      key: PRNG key, split as ``mfg.serverless.particles.simulate`` splits it (so the load chain
         draws the same rates).
       names: the functions' names.
       initial_containers: everyone's containers at t = 0.
@@ -135,6 +135,6 @@ class SimulatedCluster:
         self._observation = None
 
     def result(self) -> ParticleResult:
-        """The episode so far, as ``mfg.particles.simulate`` returns it."""
+        """The episode so far, as ``mfg.serverless.particles.simulate`` returns it."""
         series = {k: jnp.stack([s[k] for s in self.series]) for k in (self.series[0] if self.series else {})}
         return ParticleResult(self.acc, series, ())

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import copy
 
-from mfg.adapters.core import AdapterError, Allocation, Target, format_cpu, parse_cpu
-from mfg.adapters.http import MERGE_PATCH, Request
-from mfg.adapters.platform import HttpPlatform
+from mfg.serverless.adapters.core import AdapterError, Allocation, Target, format_cpu, parse_cpu
+from mfg.serverless.adapters.http import MERGE_PATCH, Request
+from mfg.serverless.adapters.platform import HttpPlatform
 
 __all__ = ["KnativePlatform", "MIN_SCALE", "MAX_SCALE", "TARGET"]
 

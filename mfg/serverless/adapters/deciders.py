@@ -6,7 +6,7 @@ containers and CPU steps (cores / ``cpu_step_cores``), and its last scaling dire
 which the decider remembers between calls as the simulator does -- and the sampled (or
 greedy) move gives the target.
 
-``AutoscalerDecider`` runs any autoscaler of ``mfg.autoscalers`` (HPA-like, KPA-like,
+``AutoscalerDecider`` runs any autoscaler of ``mfg.serverless.autoscalers`` (HPA-like, KPA-like,
 static, Q-learning) on the same observations.  What a platform does not measure
 (utilization, concurrency, p99) is filled in from the cluster model, as the simulator
 computes it.
@@ -18,19 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from mfg.adapters.core import Allocation, FunctionMetrics, Target
+from mfg.serverless.adapters.core import Allocation, FunctionMetrics, Target
 
 __all__ = ["PolicyDecider", "AutoscalerDecider", "MoveTracker"]
 
 class MoveTracker:
     """Each function's last scaling direction (0 none, 1 out, 2 in), from its allocations over
-    time: ``mfg.games.serverless.move_direction`` of each change; no change keeps the last."""
+    time: ``mfg.serverless.game.move_direction`` of each change; no change keeps the last."""
 
     def __init__(self):
         self._last: dict[str, tuple[int, int, int]] = {}
 
     def update(self, name: str, containers: int, cpu_steps: int) -> int:
-        from mfg.games.serverless import NONE, move_direction
+        from mfg.serverless.game import NONE, move_direction
 
         n0, c0, move = self._last.get(name, (containers, cpu_steps, NONE))
         direction = int(move_direction(n0, c0, containers, cpu_steps))
@@ -76,7 +76,7 @@ class PolicyDecider:
 
 
 class AutoscalerDecider:
-    """An ``mfg.autoscalers`` policy as a decider (its state kept between calls).
+    """An ``mfg.serverless.autoscalers`` policy as a decider (its state kept between calls).
 
     Args:
       autoscaler: e.g. ``HorizontalAutoscaler()``, ``ConcurrencyAutoscaler()``.
@@ -88,7 +88,7 @@ class AutoscalerDecider:
     def __init__(self, autoscaler: Any, model: Any = None, seed: int = 0):
         import jax
 
-        from mfg.cluster import ClusterModel, P99Table
+        from mfg.serverless.cluster import ClusterModel, P99Table
 
         self.autoscaler = autoscaler
         self.model = model or ClusterModel()
@@ -103,7 +103,7 @@ class AutoscalerDecider:
         import jax
         import jax.numpy as jnp
 
-        from mfg.particles import observe
+        from mfg.serverless.particles import observe
 
         if not metrics:
             return []
