@@ -4,7 +4,16 @@ Exact-oracle and golden-value tests need float64; the library itself never flips
 ``jax_enable_x64``, the tests do (before any array is created).
 """
 
-import jax
+import os
+import tempfile
+
+# One on-disk compilation cache for the whole test run: the parallel workers, the
+# subprocesses that tests start (they inherit the variable) and the modules after
+# ``jax.clear_caches()`` below load a program compiled once instead of compiling it again.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"mfg-tests-jax-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

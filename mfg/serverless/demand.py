@@ -21,6 +21,8 @@ tick, service times, SLOs, and the violations no policy can avoid.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,6 +64,11 @@ def tick_arrivals(counts: jax.Array, dt: float, key: jax.Array, dispersion: floa
         raise ValueError(f"counts must be [functions, minutes], got shape {counts.shape}")
     if dispersion is not None and not (np.isfinite(dispersion) and dispersion > 0):
         raise ValueError(f"dispersion (the Dirichlet alpha) must be a number > 0 or None, got {dispersion!r}")
+    return _tick_arrivals(counts, k, key, None if dispersion is None else float(dispersion))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3))
+def _tick_arrivals(counts: jax.Array, k: int, key: jax.Array, dispersion: float | None) -> jax.Array:
     share_key, split_key = jax.random.split(key)
     # float carries (the binomial's n); exact for counts below 2^24 a minute in float32
     n = counts.astype(jnp.result_type(float))

@@ -26,6 +26,7 @@ shared times ([W]).  All arrays are [N] (one row per function) unless said other
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -104,7 +105,9 @@ def hpa_init(config: HPAConfig, replicas: jax.Array) -> HPAState:
                     jnp.full((config.window,), -jnp.inf))
 
 
-def hpa_replicas(config: HPAConfig, current, ready, unready, utilization) -> jax.Array:
+@functools.partial(jax.jit, static_argnums=0)
+def hpa_replicas(config: HPAConfig, current: jax.Array, ready: jax.Array, unready: jax.Array,
+                 utilization: jax.Array) -> jax.Array:
     """``GetResourceReplicas``: the replica count the metrics ask for, before the behavior.
 
     Args:
@@ -132,8 +135,9 @@ def hpa_replicas(config: HPAConfig, current, ready, unready, utilization) -> jax
     return jnp.where(ready_f > 0, desired, current)
 
 
-def hpa_decide(config: HPAConfig, state: HPAState, now, current, ready, unready, utilization
-               ) -> tuple[jax.Array, HPAState]:
+@functools.partial(jax.jit, static_argnums=0)
+def hpa_decide(config: HPAConfig, state: HPAState, now: jax.Array, current: jax.Array, ready: jax.Array,
+               unready: jax.Array, utilization: jax.Array) -> tuple[jax.Array, HPAState]:
     """One sync of the controller at time ``now`` (s): (desired replicas [N], new state).
 
     The recommendation of ``hpa_replicas`` is stabilized (scale-down: the highest of the

@@ -33,6 +33,7 @@ P are the simulator's (what the queue-proxies and the activator report).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -131,8 +132,9 @@ def kpa_init(num_functions: int, now: float = 0.0) -> KPAState:
                     jnp.full((num_functions,), float(now)), jnp.full((num_functions,), jnp.inf))
 
 
-def kpa_scale(config: KPAConfig, state: KPAState, now, ready, stable, panic, reachable=True
-              ) -> tuple[jax.Array, jax.Array, KPAState]:
+@functools.partial(jax.jit, static_argnums=0)
+def kpa_scale(config: KPAConfig, state: KPAState, now: jax.Array, ready: jax.Array, stable: jax.Array,
+              panic: jax.Array, reachable: bool | jax.Array = True) -> tuple[jax.Array, jax.Array, KPAState]:
     """``Scale``: (desired pods, excess burst capacity, state) at time ``now``.
 
     Args:
@@ -167,7 +169,9 @@ def kpa_scale(config: KPAConfig, state: KPAState, now, ready, stable, panic, rea
     return desired, excess, state._replace(panic_time=panic_time, max_panic_pods=max_panic)
 
 
-def kpa_decide(config: KPAConfig, state: KPAState, now, ready, stable, panic) -> tuple[jax.Array, KPAState]:
+@functools.partial(jax.jit, static_argnums=0)
+def kpa_decide(config: KPAConfig, state: KPAState, now: jax.Array, ready: jax.Array, stable: jax.Array,
+               panic: jax.Array) -> tuple[jax.Array, KPAState]:
     """One tick: the decider's count, then the scale-to-zero rule and the bounds.
 
     Returns (pods to run [N] int32, state).
