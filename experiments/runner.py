@@ -318,8 +318,9 @@ def resume(run_dir: str | Path, progress: bool = True, repair: bool = False, new
                              f"function of its config, so it can be run again from iteration 0 with the same "
                              f"result: mfg resume RUN --repair (moves the damaged files to RUN/damaged-<time>/).")
     if problem is not None:
-        aside = _move_aside(folder)
-        folder.log(f"repair: {problem}; moved the damaged files to {aside.name}/ and restarting from iteration 0")
+        if _main_process():                  # process 0 owns the run folder (multi-host runs)
+            aside = _move_aside(folder)
+            folder.log(f"repair: {problem}; moved the damaged files to {aside.name}/ and restarting from iteration 0")
         restored = None
     execute(folder, config, progress=progress and _main_process(), prepared=prepared,
             restored=None if restored is None else restored[:2])
