@@ -33,6 +33,12 @@ __all__ = ["ExperimentConfig", "ConfigError", "load_config", "parse_config", "ap
            "GameConfig", "SolverConfig", "RunConfig", "OutputConfig", "EvaluationConfig", "NPlayerConfig"]
 
 
+def is_folder_name(text: str) -> bool:
+    """A plain folder name: letters, digits, '_', '.', '-', not starting with '.' (so never
+    '.' or '..'), at most 200 characters.  Run names and ``mfg eval --tag`` use it."""
+    return re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}", text) is not None
+
+
 class ConfigError(ValueError):
     """An experiment configuration is invalid; the message names the field and what is allowed."""
 
@@ -202,7 +208,7 @@ class ExperimentConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, value):
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}", value):
+        if not is_folder_name(value):
             raise ValueError(f"must be a folder name of letters, digits, '_', '.' and '-' that does not start "
                              f"with '.' (at most 200 characters), got {value!r}")
         return value

@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import yaml
 from experiments import checkpoint
 from experiments.build import build_game, build_solver
 from experiments.files import atomic_write
-from experiments.config import ExperimentConfig, load_config, parse_config
+from experiments.config import ExperimentConfig, is_folder_name, load_config, parse_config
 
 __all__ = ["build_game", "build_solver", "start", "resume", "execute", "read_metrics", "RunFolder", "RunFolderError",
            "preflight", "config_differences",
@@ -141,6 +140,15 @@ def setup_devices(config: ExperimentConfig):
     return make_mesh(d.data, d.seeds)
 
 
+def _unused_path(parent: Path, base: str) -> Path:
+    """``parent/base-<time>``, with ``-1``, ``-2``, ... appended while that name is taken."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, suffix = parent / f"{base}-{stamp}", 1
+    while path.exists():
+        path, suffix = parent / f"{base}-{stamp}-{suffix}", suffix + 1
+    return path
+
+
 def _config_tree(config: ExperimentConfig) -> dict:
     return config.model_dump(mode="json")
 
@@ -193,11 +201,7 @@ def start(config: ExperimentConfig, output_dir: str | None = None, progress: boo
     preflight(config, parent)
     prepared = initial_state(config)
     if root.exists() and any(root.iterdir()):
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        root = parent / f"{config.name}-{stamp}"
-        suffix = 1
-        while root.exists():
-            root, suffix = parent / f"{config.name}-{stamp}-{suffix}", suffix + 1
+        root = _unused_path(parent, config.name)
     root.mkdir(parents=True, exist_ok=True)
     folder = RunFolder(root)
     atomic_write(folder.config, yaml.safe_dump(_config_tree(config), sort_keys=False))
@@ -273,11 +277,7 @@ def _damage(folder: RunFolder, config: ExperimentConfig, restored_iteration: int
 
 def _move_aside(folder: RunFolder) -> Path:
     """Move the metrics, checkpoints, summary and plots of ``folder`` into damaged-<time>/."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    aside = folder.root / f"damaged-{stamp}"
-    suffix = 1
-    while aside.exists():
-        aside, suffix = folder.root / f"damaged-{stamp}-{suffix}", suffix + 1
+    aside = _unused_path(folder.root, "damaged")
     aside.mkdir()
     for path in (folder.metrics, folder.checkpoints, folder.summary, folder.plots, folder.tensorboard):
         if path.exists():
@@ -337,11 +337,7 @@ def _branch(source: RunFolder, config: ExperimentConfig, prepared, restored, pro
     if len(records) < iteration:
         raise RunFolderError(f"cannot start a new run from {source.root}: {source.metrics} has {len(records)} "
                              f"record(s), the checkpoint is at iteration {iteration}")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    root = source.root.parent / f"{source.root.name}-from-{iteration}-{stamp}"
-    suffix = 1
-    while root.exists():
-        root, suffix = source.root.parent / f"{source.root.name}-from-{iteration}-{stamp}-{suffix}", suffix + 1
+    root = _unused_path(source.root.parent, f"{source.root.name}-from-{iteration}")
     root.mkdir()
     folder = RunFolder(root)
     atomic_write(folder.config, yaml.safe_dump(_config_tree(config), sort_keys=False))
@@ -543,7 +539,7 @@ def evaluate_saved(run_dir: str | Path, overrides: list[str] | None = None, prog
     """``mfg eval``: the comparison of a finished (or checkpointed) run's policy, with overrides
     of the ``evaluation`` section (e.g. ``evaluation.num_functions=100000``)."""
     folder = RunFolder(run_dir)
-    if tag is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", tag):
+    if tag is not None and not is_folder_name(tag):
         raise ValueError(f"--tag must be letters, digits, '_', '.' and '-', not starting with '.', got {tag!r} "
                          f"(it names the folder RUN/evaluation-TAG)")
     config, game, state, iteration = restore_policy(folder, overrides, with_evaluation=True)
