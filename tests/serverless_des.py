@@ -6,16 +6,16 @@ Plain Python (heapq), one event at a time, nothing shared with ``mfg``:
 * arrivals: Poisson, with a piecewise-constant rate per function (``rates[i][k]``
   requests/s over ``[k * step, (k + 1) * step)``);
 * service: each request needs ``work`` ~ Exp(mean ``service_mean[i]``) core-seconds and
-  is single-threaded: in a container of c cores it runs at min(c, 1) cores, times the
-  cluster's contention factor;
+  is single-threaded: it runs at one core when the node has one for it;
 * containers: one request at a time (concurrency 1), one FIFO queue per function in front
   of them (the activator / queue-proxy), the oldest request to the first idle container;
 * cold starts: a container ordered at time t serves from t + ``cold_start``; scaling down
   removes idle containers first (a busy one finishes its request, then goes);
-* contention: the cluster has ``capacity`` cores; when the busy containers demand
-  D = sum of min(c, 1) > capacity, every running request's speed is cut by capacity / D
-  (cgroup cpu.shares with shares proportional to CPU: everyone gets the same fraction);
-  idle containers demand nothing;
+* contention: the cluster has ``capacity`` cores; every busy container wants one core;
+  when more are wanted than the cluster has, the cores go by cgroup cpu.shares: busy
+  container j gets min(1, theta c_j) cores (c_j its request), theta solving
+  sum_j min(1, theta c_j) = capacity (water-filling, solved exactly by sorting); idle
+  containers want nothing, whatever they reserve;
 * scaling: scripted, ``schedule`` = [(time, function, containers)], applied in time order.
 
 ``simulate`` returns every request's function, arrival and response time (NaN for the
@@ -76,25 +76,41 @@ def simulate(rates, step, service_mean, cpu, capacity, schedule, horizon, cold_s
     now = 0.0
     running: dict[int, dict] = {}                       # container id -> container (busy ones)
 
-    def speed_factor():
-        demand = sum(min(cpu[c["function"]], 1.0) for c in running.values())
-        return 1.0 if demand <= capacity else capacity / demand
+    def theta():
+        """The water level: busy container j runs at min(1, theta c_j) cores."""
+        if len(running) <= capacity:
+            return math.inf
+        shares = [cpu[c["function"]] for c in running.values()]
+        # sum_j min(1, theta c_j) = capacity: the largest shares reach one core first
+        descending = sorted(shares, reverse=True)
+        capped = 0
+        remaining_shares = sum(descending)
+        for share in descending:
+            t = (capacity - capped) / remaining_shares
+            if t * share <= 1.0:
+                return t
+            capped += 1
+            remaining_shares -= share
+        return math.inf
+
+    def speed(c, level):
+        return min(1.0, level * cpu[c["function"]])
 
     def advance(to):
         """Run the busy containers' work from ``now`` to ``to`` at the current speeds."""
         nonlocal now
-        factor = speed_factor()
+        level = theta()
         for c in running.values():
-            c["remaining"] -= (to - now) * min(cpu[c["function"]], 1.0) * factor
+            c["remaining"] -= (to - now) * speed(c, level)
         now = to
 
     def next_completion():
         if not running:
             return math.inf, None
-        factor = speed_factor()
+        level = theta()
         best, which = math.inf, None
         for cid, c in running.items():
-            t = now + max(c["remaining"], 0.0) / (min(cpu[c["function"]], 1.0) * factor)
+            t = now + max(c["remaining"], 0.0) / speed(c, level)
             if t < best:
                 best, which = t, cid
         return best, which

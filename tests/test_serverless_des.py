@@ -37,22 +37,26 @@ def test_steady_poisson_load_on_two_containers_is_erlang_c():
         assert abs(np.mean(latency > t) / mmc_survival(t, c, lam, mu) - 1) < 0.06, t
 
 
-def test_a_saturated_cluster_shares_its_cores_in_proportion():
-    """Two functions, 4 one-core containers each, far more load than they can serve, on 4
-    cores: demand 8 > 4, every request runs at half speed, so each function completes
-    4 x 0.5 / mean_service requests per second."""
+def test_a_saturated_cluster_shares_its_cores_by_cpu_shares():
+    """Two functions, 4 one-core-request containers each, far more load than they can
+    serve, on 4 cores: 8 busy containers want 8 cores, each gets half, so each function
+    completes 4 x 0.5 / mean_service requests per second.  With requests of 1.0 and 0.25
+    core the water level is theta = 4 / (4 + 1) = 0.8: 0.8 and 0.2 cores a container."""
     mean_service, horizon = 0.5, 2000.0
-    out = simulate([[12.0], [12.0]], horizon, [mean_service, mean_service], [1.0, 1.0], capacity=4.0, schedule=[],
-                   horizon=horizon, initial=[4, 4], seed=2)
-    done = np.isfinite(np.array(out.latency))
-    function = np.array(out.function)
-    for i in (0, 1):
-        rate = np.sum(done & (function == i)) / horizon
+
+    def throughput(cpu, capacity):
+        out = simulate([[12.0], [12.0]], horizon, [mean_service, mean_service], cpu, capacity=capacity, schedule=[],
+                       horizon=horizon, initial=[4, 4], seed=2)
+        done, function = np.isfinite(np.array(out.latency)), np.array(out.function)
+        return [np.sum(done & (function == i)) / horizon for i in (0, 1)]
+
+    for rate in throughput([1.0, 1.0], 4.0):
         assert abs(rate / (4 * 0.5 / mean_service) - 1) < 0.04, rate
+    big, small = throughput([1.0, 0.25], 4.0)
+    assert abs(big / (4 * 0.8 / mean_service) - 1) < 0.04, big
+    assert abs(small / (4 * 0.2 / mean_service) - 1) < 0.06, small
     # with room for everyone (capacity 8) each function completes twice as many
-    out = simulate([[12.0], [12.0]], horizon, [mean_service, mean_service], [1.0, 1.0], capacity=8.0, schedule=[],
-                   horizon=horizon, initial=[4, 4], seed=2)
-    rate = np.sum(np.isfinite(np.array(out.latency)) & (np.array(out.function) == 0)) / horizon
+    rate, _ = throughput([1.0, 1.0], 8.0)
     assert abs(rate / (4 / mean_service) - 1) < 0.04, rate
 
 
@@ -68,11 +72,11 @@ def test_a_function_scaled_from_zero_waits_for_the_cold_start():
     np.testing.assert_allclose(np.sort(finish)[0], 6.0, atol=0.1)
 
 
-def test_a_cpu_share_below_one_core_stretches_the_service_time():
-    """A container of 0.25 core runs a single-threaded request at a quarter speed: one
-    container, light load, mean response ~ 4 x the service mean."""
-    out = simulate([[0.05]], 20000.0, [0.1], [0.25], capacity=10.0, schedule=[], horizon=20000.0, initial=[1], seed=4)
+def test_a_small_cpu_request_does_not_slow_a_request_on_an_idle_node():
+    """cpu.shares is a weight, not a limit: a container that requests 0.25 core runs its
+    single-threaded request at one core while the node has cores to spare (M/M/1)."""
+    out = simulate([[2.0]], 20000.0, [0.1], [0.25], capacity=10.0, schedule=[], horizon=20000.0, initial=[1], seed=4)
     latency = np.array(out.latency)
     latency = latency[np.isfinite(latency)]
-    lam, mu = 0.05, 0.25 / 0.1
-    assert abs(latency.mean() / (1 / (mu - lam)) - 1) < 0.06
+    lam, mu = 2.0, 1 / 0.1
+    assert abs(latency.mean() / (1 / (mu - lam)) - 1) < 0.05

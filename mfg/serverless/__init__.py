@@ -14,15 +14,23 @@ game) and ``solvers``; everything about serverless clusters is here:
   ``adapters``     the control loop and the Kubernetes, Knative and OpenWhisk adapters
                    (``mfg serve``; docs/deploy.md)
 
-and, for the simulator at a platform's time resolution that issue 15 builds (in progress):
+and the simulator at a platform's time resolution (issue 15):
 
+  ``simulator``    the tick simulator: N functions, 2 s ticks, decisions from past
+                   measurements, backlogs, cold starts, scale to zero, cpu.shares contention
+  ``platform``     its constants (``Platform``), the cpu.shares water-filling, Erlang C tables
+  ``policies``     the policies it runs: the upstream KPA and HPA, static, scripted sizes,
+                   and a tabular game's policy
+  ``settings``     workloads from a trace (service times, SLOs) and the roomy / tight /
+                   congested cluster settings
   ``hpa``          the Kubernetes Horizontal Pod Autoscaler, as its controller decides
   ``kpa``          the Knative Pod Autoscaler, as its decider and scale-to-zero reconciler decide
   ``demand``       the trace at a tick dt: arrivals per tick (Poisson or over-dispersed),
                    service times and SLOs from the durations, the violations floor
 
 tests/serverless_des.py is the request-level reference simulator (plain Python) that the
-vectorized tick simulator will be checked against.  Submodules are imported on demand.
+tick simulator is checked against (tests/test_simulator_des.py).  Submodules are
+imported on demand.
 """
 
 from mfg.serverless.hpa import HPAConfig, HPAState, hpa_decide, hpa_init, hpa_replicas

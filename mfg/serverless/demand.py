@@ -7,7 +7,9 @@ tick, service times, SLOs, and the violations no policy can avoid.
   triggers the tick shares are drawn from a symmetric Dirichlet(alpha) first
   (Dirichlet-multinomial: the variance of a tick's count grows by (n + alpha k) /
   (1 + alpha k)); alpha -> inf is the Poisson case.  Sequential binomials draw either,
-  one row per function, all on device.
+  one row per function, all on device.  The tick simulator takes the rate instead
+  (``minute_to_ticks``): n / k per tick, or n times Dirichlet(alpha) shares; its latency
+  model is that of Poisson arrivals at that rate.
 * **Service times** (``service_means``): the mean of a function's execution time, from
   the durations file's ``Average`` (milliseconds; the trace's durations exclude cold
   starts), in seconds.  A function the file does not cover gets ``DEFAULT_SERVICE_MEAN``
@@ -28,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["DEFAULT_SERVICE_MEAN", "SLO_MULTIPLE", "SLO_FLOOR", "ticks_per_minute", "tick_arrivals",
+           "minute_to_ticks",
            "service_means", "slo_of", "violation_floor"]
 
 DEFAULT_SERVICE_MEAN = 1.0
@@ -90,6 +93,23 @@ def _tick_arrivals(counts: jax.Array, k: int, key: jax.Array, dispersion: float 
     ticks = jnp.moveaxis(ticks, 0, -1)
     ticks = ticks.at[..., -1].add(remaining)          # p = 1 at the last tick: nothing is left; exact sums
     return ticks.reshape(counts.shape[0], -1).astype(jnp.int32)
+
+
+def minute_to_ticks(counts: jax.Array, ticks: int, key: jax.Array, dispersion: float | None = None) -> jax.Array:
+    """A minute's arrival rate per tick [N, ticks], as expected arrivals per tick, from its
+    counts [N]: the tick simulator's input (``mfg.serverless.simulator``).
+
+    Its latency model is that of Poisson arrivals at a known rate within a tick, so a
+    minute's n invocations become n / ticks per tick (Poisson within the minute), or,
+    with a Dirichlet ``dispersion`` alpha, n p_j with p ~ Dirichlet(alpha) per function
+    and minute (a bursty trigger: the rate itself jumps from tick to tick).  Either way
+    the minute's total is n.  Jittable (``ticks`` and ``dispersion`` static).
+    """
+    n = jnp.asarray(counts).astype(jnp.result_type(float))
+    if dispersion is None:
+        return jnp.broadcast_to(n[:, None] / ticks, n.shape + (ticks,))
+    shares = jax.random.dirichlet(key, jnp.full((ticks,), float(dispersion), n.dtype), n.shape)
+    return n[:, None] * shares
 
 
 def service_means(durations: np.ndarray, default: float = DEFAULT_SERVICE_MEAN) -> np.ndarray:

@@ -134,21 +134,25 @@ def kpa_init(num_functions: int, now: float = 0.0) -> KPAState:
 
 @functools.partial(jax.jit, static_argnums=0)
 def kpa_scale(config: KPAConfig, state: KPAState, now: jax.Array, ready: jax.Array, stable: jax.Array,
-              panic: jax.Array, reachable: bool | jax.Array = True) -> tuple[jax.Array, jax.Array, KPAState]:
+              panic: jax.Array, reachable: bool | jax.Array = True, target_value: jax.Array | None = None
+              ) -> tuple[jax.Array, jax.Array, KPAState]:
     """``Scale``: (desired pods, excess burst capacity, state) at time ``now``.
 
     Args:
       ready: ready pods; stable, panic: concurrency (in-flight requests, all pods and the
         activator together) averaged over the stable and the panic window.
       reachable: False while the revision is not reachable (then no scale-down clamp).
+      target_value: per-function t ([N]) in place of ``config.target_value`` (a policy
+        that picks each function's target, e.g. Q-learning).
     """
     now = jnp.asarray(now, jnp.float32)
     ready = jnp.asarray(ready, jnp.float32)
     n = jnp.maximum(1.0, ready)
     max_up = jnp.ceil(config.max_scale_up_rate * n)
     max_down = jnp.where(reachable, jnp.floor(n / config.max_scale_down_rate), 0.0)
-    dspc = jnp.ceil(jnp.asarray(stable, jnp.float32) / config.target_value)
-    dppc = jnp.ceil(jnp.asarray(panic, jnp.float32) / config.target_value)
+    target = config.target_value if target_value is None else jnp.asarray(target_value, jnp.float32)
+    dspc = jnp.ceil(jnp.asarray(stable, jnp.float32) / target)
+    dppc = jnp.ceil(jnp.asarray(panic, jnp.float32) / target)
     stable_pods = jnp.clip(dspc, max_down, max_up).astype(jnp.int32)
     panic_pods = jnp.clip(dppc, max_down, max_up).astype(jnp.int32)
     over = dppc / n >= config.panic_threshold
@@ -171,13 +175,13 @@ def kpa_scale(config: KPAConfig, state: KPAState, now: jax.Array, ready: jax.Arr
 
 @functools.partial(jax.jit, static_argnums=0)
 def kpa_decide(config: KPAConfig, state: KPAState, now: jax.Array, ready: jax.Array, stable: jax.Array,
-               panic: jax.Array) -> tuple[jax.Array, KPAState]:
+               panic: jax.Array, target_value: jax.Array | None = None) -> tuple[jax.Array, KPAState]:
     """One tick: the decider's count, then the scale-to-zero rule and the bounds.
 
-    Returns (pods to run [N] int32, state).
+    Returns (pods to run [N] int32, state).  ``target_value``: as in ``kpa_scale``.
     """
     now = jnp.asarray(now, jnp.float32)
-    desired, _, state = kpa_scale(config, state, now, ready, stable, panic)
+    desired, _, state = kpa_scale(config, state, now, ready, stable, panic, target_value=target_value)
     active = ~jnp.isfinite(state.inactive_since)
     wants_zero = desired == 0
     if config.scale_to_zero:
