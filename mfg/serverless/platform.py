@@ -121,7 +121,13 @@ def cpu_shares(busy: jax.Array, work: jax.Array, slots: jax.Array, cpu: jax.Arra
     bisection in log theta (``iterations`` halvings of [1e-6, 1e6]).
 
     Args:
-      busy, work, slots, cpu: [N] arrays (cpu: cores requested per container).
+      busy: [N] busy slots the queues hold now.
+      work: [N] cores the arriving work needs at full speed.
+      slots: [N] request slots (containers x concurrency).
+      cpu: [N] cores requested per container.
+      capacity: the cluster's cores.
+      concurrency: requests per container.
+      iterations: bisection steps.
     Returns:
       theta (scalar); inf when every function gets one core per busy request.
     """

@@ -53,19 +53,23 @@ def _pytree(data, meta=()):
     return wrap
 
 
-@_pytree(data=["containers", "cpu"], meta=["period"])
-class Static:
-    """Every function keeps ``containers`` containers of ``cpu`` cores (scalars or [N])."""
-
-    containers: float = 1.0
-    cpu: float = 1.0
-    period: float = 60.0
+class _Memoryless:
+    """A policy that remembers nothing: no state, nothing recorded."""
 
     def init(self, num_functions, key):
         return ()
 
     def record(self, state, measurement, now):
         return state
+
+
+@_pytree(data=["containers", "cpu"], meta=["period"])
+class Static(_Memoryless):
+    """Every function keeps ``containers`` containers of ``cpu`` cores (scalars or [N])."""
+
+    containers: float = 1.0
+    cpu: float = 1.0
+    period: float = 60.0
 
     def decide(self, state, view, key):
         shape = view.ready.shape
@@ -74,7 +78,7 @@ class Static:
 
 
 @_pytree(data=["times", "containers", "cpu"], meta=["period"])
-class Scripted:
+class Scripted(_Memoryless):
     """Sizes as a step function of time: ``containers[e]`` from ``times[e]`` on.
 
     Attributes:
@@ -88,12 +92,6 @@ class Scripted:
     containers: np.ndarray
     cpu: float = 1.0
     period: float = 2.0
-
-    def init(self, num_functions, key):
-        return ()
-
-    def record(self, state, measurement, now):
-        return state
 
     def decide(self, state, view, key):
         times = jnp.asarray(self.times, view.now.dtype)
@@ -124,6 +122,20 @@ class _Window:
         recent = (age < ticks) & (age < count)
         filled = jnp.maximum(jnp.minimum(count, ticks), 1)
         return jnp.sum(jnp.where(recent, ring, 0.0), axis=1) / filled
+
+
+def _kpa_step(config: KPAConfig, dt: float, ring, count, kpa_state, view, target_value=None):
+    """The KPA's decision from a window of per-tick metrics: (pods, new KPA state).
+
+    Until a metric has been recorded the size stays (upstream's decider reports an
+    invalid scale and nothing changes)."""
+    ticks = lambda seconds: max(1, int(round(seconds / dt)))
+    stable = _Window.mean_of_last(ring, count, ticks(config.stable_window))
+    panic = _Window.mean_of_last(ring, count, ticks(config.panic_window))
+    pods, decided = kpa_decide(config, kpa_state, view.now, view.ready, stable, panic, target_value=target_value)
+    measured = count > 0
+    pods = jnp.where(measured, pods.astype(view.ready.dtype), view.ready + view.starting)
+    return pods, jax.tree.map(lambda new, old: jnp.where(measured, new, old), decided, kpa_state)
 
 
 @_pytree(data=["cpu", "service_mean"], meta=["config", "dt", "pressure_aware"])
@@ -184,13 +196,7 @@ class KPA:
 
     def decide(self, state, view, key):
         ring, count, kpa_state = state
-        stable = _Window.mean_of_last(ring, count, self._ticks(self.config.stable_window))
-        panic = _Window.mean_of_last(ring, count, self._ticks(self.config.panic_window))
-        pods, decided = kpa_decide(self.config, kpa_state, view.now, view.ready, stable, panic)
-        # no metric yet: upstream's decider reports an invalid scale and nothing changes
-        measured = count > 0
-        pods = jnp.where(measured, pods.astype(view.ready.dtype), view.ready + view.starting)
-        kpa_state = jax.tree.map(lambda new, old: jnp.where(measured, new, old), decided, kpa_state)
+        pods, kpa_state = _kpa_step(self.config, self.dt, ring, count, kpa_state, view)
         cpu = jnp.broadcast_to(jnp.asarray(self.cpu, view.cpu.dtype), view.ready.shape)
         return pods, cpu, (ring, count, kpa_state)
 
@@ -375,11 +381,6 @@ class QLearningKPA:
         arrived = jnp.where(learn, 0.0, arrived)
         steps = jnp.where(learn, steps + 1, steps)
         target = jnp.asarray(self.targets)[a_prev] * self.config.target_utilization
-        stable = _Window.mean_of_last(ring, count, self._ticks(self.config.stable_window))
-        panic = _Window.mean_of_last(ring, count, self._ticks(self.config.panic_window))
-        pods, decided = kpa_decide(self.config, kpa_state, view.now, view.ready, stable, panic, target_value=target)
-        measured = count > 0
-        pods = jnp.where(measured, pods.astype(view.ready.dtype), view.ready + view.starting)
-        kpa_state = jax.tree.map(lambda new, old: jnp.where(measured, new, old), decided, kpa_state)
+        pods, kpa_state = _kpa_step(self.config, self.dt, ring, count, kpa_state, view, target_value=target)
         cpu = jnp.broadcast_to(jnp.asarray(self.cpu, view.cpu.dtype), view.ready.shape)
         return pods, cpu, (q, ring, count, kpa_state, reward, arrived, s_prev, a_prev, steps)

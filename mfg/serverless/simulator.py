@@ -319,8 +319,8 @@ def hash_uniforms(seed: jax.Array, counter: jax.Array, shape: tuple[int, int], d
     return ((x >> 8).astype(dtype) + 0.5) * (1.0 / 16777216.0)
 
 
-def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, state: TickState, arrivals, now,
-               uniforms, capacity=None):
+def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, state: TickState, arrivals: jax.Array,
+               now: jax.Array, uniforms: jax.Array, capacity: float | None = None):
     """Serve one tick (steps 2-4 of the module docstring) after the decision is applied.
 
     Args:
@@ -488,7 +488,7 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
 # --------------------------------------------------------------------------- episode
 
 def simulate(platform: Platform, functions: Functions, arrivals: MinuteCounts | TickCounts, policy: Any,
-             key: jax.Array, *, minutes: int | None = None, initial_containers=1, initial_cpu=1.0,
+             key: jax.Array, *, minutes: int | None = None, initial_containers: Any = 1, initial_cpu: Any = 1.0,
              edges: np.ndarray | None = None, dtype: Any = jnp.float32) -> Result:
     """Run ``policy`` on the platform for ``minutes`` minutes (one jitted scan).
 
@@ -503,7 +503,8 @@ def simulate(platform: Platform, functions: Functions, arrivals: MinuteCounts | 
         (``mfg.serverless.policies``).
       key: PRNG key (arrivals, latency samples, the policy's own draws).
       minutes: minutes simulated (default: all the arrivals hold).
-      initial_containers, initial_cpu: everyone's allocation at t = 0 (scalars or [N]).
+      initial_containers: everyone's containers at t = 0 (scalar or [N]).
+      initial_cpu: everyone's cores per container at t = 0 (scalar or [N]).
       edges: latency histogram edges (default ``latency_edges()``).
     """
     n = functions.num_functions
