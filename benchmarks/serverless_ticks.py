@@ -41,20 +41,24 @@ RESULTS = Path(__file__).with_name("results_serverless_ticks.json")
 MAX_CONTAINERS = 200
 
 
-def tabular_mfg_policy():
-    """The default experiment's game and its exact-NAC equilibrium (experiments/default.yaml)."""
+def tabular_mfg_policy(contention: bool = True):
+    """The default experiment's game and its exact-NAC equilibrium (experiments/default.yaml);
+    with ``contention=False`` the same solver on the game without contention (independent
+    RL: every function trained as if alone, as ``mfg run`` does)."""
     from experiments.build import build_game, build_solver
     from experiments.config import load_config
+    from mfg.serverless.game import cluster_model_of
     from solvers import run
 
     config = load_config(Path(__file__).parents[1] / "experiments" / "default.yaml")
+    if not contention:
+        config.game.params = {**config.game.params, "contention": 0.0}
     game = build_game(config)
     solver = build_solver(config, game)
     result = run(solver, game, config.run.iterations, chunk_size=config.run.chunk_size, progress=False,
                  stop_exploitability=config.run.stop_exploitability)
     policy = np.asarray(result.state.policy)
     policy = policy[0] if policy.ndim == 3 else policy
-    from mfg.serverless.game import cluster_model_of
     model = cluster_model_of(game)
     return TabularMoves(policy, np.asarray(game.params["load_edges"]), model.max_containers, model.max_cpu_steps,
                         model.cpu_step)
@@ -118,7 +122,10 @@ def baselines(args):
               "HPA": [(f"target {u}", HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS)))
                       for u in (0.3, 0.5, 0.8)],
               "KPA": [(f"target {c}", KPA(KPAConfig(target=c))) for c in (0.3, 0.5, 1.0)],
-              "tabular MFG (minute game)": [("default run", tabular_mfg_policy())]}
+              "tabular MFG (minute game)": [("default run", tabular_mfg_policy())],
+              "independent RL (minute game)": [("no contention", tabular_mfg_policy(contention=False))]}
+    if args.policies:
+        sweeps = {family: knobs for family, knobs in sweeps.items() if family in args.policies}
     rows = []
     for setting in SETTINGS:
         for seed in range(args.seeds):
@@ -176,6 +183,8 @@ def main():
     parser.add_argument("--minutes", type=int, default=None)
     parser.add_argument("--start", type=int, default=900, help="first minute of the day (900: 15:00, before the peak)")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--policies", nargs="+", default=None,
+                        help="baselines: only these families (their rows replace the stored ones)")
     args = parser.parse_args()
     if args.what == "speed":
         args.functions = args.functions or 100_000
@@ -186,6 +195,9 @@ def main():
         args.minutes = args.minutes or 360
         rows = baselines(args) if args.what == "baselines" else meanfield(args)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.what == "baselines" and args.policies and "baselines" in results:
+        kept = [row for row in results["baselines"]["rows"] if row["policy"] not in args.policies]
+        rows = kept + rows
     results[args.what] = {"args": vars(args), "rows": rows}
     RESULTS.write_text(json.dumps(results, indent=1))
 
