@@ -124,22 +124,36 @@ class _Window:
         return jnp.sum(jnp.where(recent, ring, 0.0), axis=1) / filled
 
 
-def _kpa_step(config: KPAConfig, dt: float, ring, count, kpa_state, view, target_value=None):
-    """The KPA's decision from a window of per-tick metrics: (pods, new KPA state).
+class _KPAWindow:
+    """What the KPA-based policies share: a ``config`` (``KPAConfig``) and a tick ``dt``,
+    the decider's period, a window of per-tick metrics, and the decision from it."""
 
-    Until a metric has been recorded the size stays (upstream's decider reports an
-    invalid scale and nothing changes)."""
-    ticks = lambda seconds: max(1, int(round(seconds / dt)))
-    stable = _Window.mean_of_last(ring, count, ticks(config.stable_window))
-    panic = _Window.mean_of_last(ring, count, ticks(config.panic_window))
-    pods, decided = kpa_decide(config, kpa_state, view.now, view.ready, stable, panic, target_value=target_value)
-    measured = count > 0
-    pods = jnp.where(measured, pods.astype(view.ready.dtype), view.ready + view.starting)
-    return pods, jax.tree.map(lambda new, old: jnp.where(measured, new, old), decided, kpa_state)
+    @property
+    def period(self) -> float:
+        return self.config.tick
+
+    def _ticks(self, seconds):
+        return max(1, int(round(seconds / self.dt)))
+
+    def _window(self, num_functions):
+        return _Window.init(num_functions, self._ticks(self.config.stable_window))
+
+    def _kpa_step(self, ring, count, kpa_state, view, target_value=None):
+        """(pods, new KPA state) from the window's stable and panic averages.
+
+        Until a metric has been recorded the size stays (upstream's decider reports an
+        invalid scale and nothing changes)."""
+        stable = _Window.mean_of_last(ring, count, self._ticks(self.config.stable_window))
+        panic = _Window.mean_of_last(ring, count, self._ticks(self.config.panic_window))
+        pods, decided = kpa_decide(self.config, kpa_state, view.now, view.ready, stable, panic,
+                                   target_value=target_value)
+        measured = count > 0
+        pods = jnp.where(measured, pods.astype(view.ready.dtype), view.ready + view.starting)
+        return pods, jax.tree.map(lambda new, old: jnp.where(measured, new, old), decided, kpa_state)
 
 
 @_pytree(data=["cpu", "service_mean"], meta=["config", "dt", "pressure_aware"])
-class KPA:
+class KPA(_KPAWindow):
     """The Knative Pod Autoscaler, as upstream decides, on the simulator's measurements.
 
     Every tick a metric is pushed into a window of ``stable_window / dt`` ticks; every
@@ -172,15 +186,8 @@ class KPA:
             raise ValueError("KPA(pressure_aware=True) needs the rate rule (service_mean): the concurrency metric "
                              "already holds the slowdown")
 
-    @property
-    def period(self) -> float:
-        return self.config.tick
-
-    def _ticks(self, seconds):
-        return max(1, int(round(seconds / self.dt)))
-
     def init(self, num_functions, key):
-        ring, count = _Window.init(num_functions, self._ticks(self.config.stable_window))
+        ring, count = self._window(num_functions)
         return ring, count, kpa_init(num_functions)
 
     def record(self, state, measurement, now):
@@ -196,7 +203,7 @@ class KPA:
 
     def decide(self, state, view, key):
         ring, count, kpa_state = state
-        pods, kpa_state = _kpa_step(self.config, self.dt, ring, count, kpa_state, view)
+        pods, kpa_state = self._kpa_step(ring, count, kpa_state, view)
         cpu = jnp.broadcast_to(jnp.asarray(self.cpu, view.cpu.dtype), view.ready.shape)
         return pods, cpu, (ring, count, kpa_state)
 
@@ -300,7 +307,7 @@ class TabularMoves:
 
 @_pytree(data=["q_values", "edges", "targets", "learning_rate", "discount", "exploration", "price", "cpu"],
          meta=["config", "dt", "learn_period"])
-class QLearningKPA:
+class QLearningKPA(_KPAWindow):
     """Per-function Q-learning of the KPA target: Q[i, load bin, target index].
 
     The KPA (``config``, every ``config.tick`` s) scales each function with the target
@@ -339,17 +346,10 @@ class QLearningKPA:
         """The greedy policy of a learned table (no learning, no exploration)."""
         return dataclasses.replace(self, q_values=q_values, learning_rate=0.0, exploration=0.0)
 
-    @property
-    def period(self) -> float:
-        return self.config.tick
-
-    def _ticks(self, seconds):
-        return max(1, int(round(seconds / self.dt)))
-
     def init(self, num_functions, key):
         if self.q_values.shape[0] != num_functions:
             raise ValueError(f"the Q table holds {self.q_values.shape[0]} functions, the simulator {num_functions}")
-        ring, count = _Window.init(num_functions, self._ticks(self.config.stable_window))
+        ring, count = self._window(num_functions)
         zeros = jnp.zeros((num_functions,))
         ints = jnp.zeros((num_functions,), jnp.int32)
         # (Q, window, KPA state, reward and arrivals since the last step, s_prev, a_prev, steps taken)
@@ -381,6 +381,6 @@ class QLearningKPA:
         arrived = jnp.where(learn, 0.0, arrived)
         steps = jnp.where(learn, steps + 1, steps)
         target = jnp.asarray(self.targets)[a_prev] * self.config.target_utilization
-        pods, kpa_state = _kpa_step(self.config, self.dt, ring, count, kpa_state, view, target_value=target)
+        pods, kpa_state = self._kpa_step(ring, count, kpa_state, view, target_value=target)
         cpu = jnp.broadcast_to(jnp.asarray(self.cpu, view.cpu.dtype), view.ready.shape)
         return pods, cpu, (q, ring, count, kpa_state, reward, arrived, s_prev, a_prev, steps)

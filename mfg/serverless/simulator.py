@@ -69,8 +69,10 @@ BACKLOG_EPSILON = 1e-3      # requests: a backlog below this is served at once (
 
 
 def latency_edges(bins: int = 60, low: float = 1e-3, high: float = 600.0) -> np.ndarray:
-    """[bins + 1] log-spaced latency histogram edges (s); bin 0 holds < low, the last >= high."""
-    return np.geomspace(low, high, bins + 1)
+    """[bins + 1] log-spaced latency histogram edges (s); bin 0 holds < low, the last >= high
+    (the minute model's edges, reaching 600 s: a backlog's waits outlast its 60 s timeout)."""
+    from mfg.serverless.particles import latency_edges as minute_model_edges
+    return minute_model_edges(bins, low, high)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -362,11 +364,10 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     # 3a. the fluid phase [0, tau_e): while a backlog waits (or no slot is ready), arrivals
     # join it; the stochastic part's requests are ahead of it and drain (no arrivals), and
     # the backlog is served with the slots they leave: n mu minus their departures
-    average_slots = n0 + n1 * (1 - phi / dt)
     # one implicit step serves both cases: a function with a backlog drains its
     # stochastic part (no arrivals); one without takes the tick's arrivals (below)
     queued = (q > BACKLOG_EPSILON) | (n0 <= 0)
-    x_step = _occupancy_step(table, x, jnp.where(queued, 0.0, lam), average_slots, mu, dt, iterations)
+    x_step = _occupancy_step(table, x, jnp.where(queued, 0.0, lam), effective_slots, mu, dt, iterations)
     drain = jnp.where(queued, x - x_step, 0.0)
     r0 = jnp.maximum(n0 * mu - drain / dt, 0.0)
     r_all = jnp.maximum((n0 + n1) * mu - drain / dt, 0.0)
