@@ -93,7 +93,7 @@ def speed(args):
     workload = Workload.from_trace(generate_functions(2000, seed=0), max_containers=MAX_CONTAINERS)
     assignment = workload.sample(args.functions, 0)
     functions, arrivals = workload.inputs(assignment, start=args.start)
-    platform = Platform(max_containers=MAX_CONTAINERS, capacity=capacity_of("tight", workload, assignment))
+    platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes, capacity=capacity_of("tight", workload, assignment))
     policies = {"KPA (target 1)": KPA(KPAConfig(target=1.0)), "tabular MFG policy": tabular_mfg_policy()}
     steps = args.functions * args.minutes * platform.ticks_per_minute
     rows = {}
@@ -132,7 +132,7 @@ def baselines(args):
             assignment = workload.sample(args.functions, seed)
             functions, arrivals = workload.inputs(assignment, start=args.start)
             capacity = capacity_of(setting, workload, assignment)
-            platform = Platform(max_containers=MAX_CONTAINERS, capacity=capacity)
+            platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes, capacity=capacity)
             share = workload.contended_share(capacity, assignment)
             for family, knobs in sweeps.items():
                 for knob, policy in knobs:
@@ -159,7 +159,7 @@ def meanfield(args):
         assignment = workload.sample(args.functions, seed)
         functions, arrivals = workload.inputs(assignment, start=args.start)
         capacity = capacity_of("tight", workload, assignment)
-        platform = Platform(max_containers=MAX_CONTAINERS, capacity=capacity)
+        platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes, capacity=capacity)
         service = np.asarray(workload.service_mean[assignment], np.float32)
         for target in (0.5, 1.0):
             for aware in (False, True):
@@ -185,6 +185,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--policies", nargs="+", default=None,
                         help="baselines: only these families (their rows replace the stored ones)")
+    parser.add_argument("--contention-passes", type=int, default=0,
+                        help="Platform.contention_passes (0: the one-shot estimate; results stored apart)")
     args = parser.parse_args()
     if args.what == "speed":
         args.functions = args.functions or 100_000
@@ -195,10 +197,11 @@ def main():
         args.minutes = args.minutes or 360
         rows = baselines(args) if args.what == "baselines" else meanfield(args)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    if args.what == "baselines" and args.policies and "baselines" in results:
-        kept = [row for row in results["baselines"]["rows"] if row["policy"] not in args.policies]
+    key = args.what if args.contention_passes == 0 else f"{args.what} (contention_passes {args.contention_passes})"
+    if args.what == "baselines" and args.policies and key in results:
+        kept = [row for row in results[key]["rows"] if row["policy"] not in args.policies]
         rows = kept + rows
-    results[args.what] = {"args": vars(args), "rows": rows}
+    results[key] = {"args": vars(args), "rows": rows}
     RESULTS.write_text(json.dumps(results, indent=1))
 
 

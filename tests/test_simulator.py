@@ -178,6 +178,7 @@ def test_the_cluster_settings_bind_as_their_names_say():
     (lambda: Platform(concurrency=0), "Platform.concurrency"),
     (lambda: Platform(price=-1.0), "Platform.price"),
     (lambda: Platform(capacity=0.0), "Platform.capacity"),
+    (lambda: Platform(contention_passes=-1), "Platform.contention_passes = -1 is not allowed; it must be an int >= 0"),
     (lambda: capacity_of("cramped", Workload(np.ones((1, 2)), np.ones(1), np.ones(1))), "allowed: roomy, tight"),
     (lambda: run(Platform(capacity=0.5), Static(1.0, 1.0), np.ones((1, 30))), "below one container"),
     (lambda: simulate(Platform(), Functions(jnp.ones(2), jnp.ones(2)), TickCounts(jnp.ones((3, 30))),
@@ -218,3 +219,47 @@ def test_a_long_stochastic_queue_waits_about_its_length_over_the_service_rate():
                                   jnp.full((1, 4), 0.5))
     mean = float(sums["latency_sum"][0] / sums["requests"][0])
     assert abs(mean / (5000 / 4.0) - 1) < 0.05, mean
+
+
+def _contended_usage(passes: int) -> np.ndarray:
+    """Cores used in each tick of the 20 s overload of the DES contention scenario (8
+    functions of 3 containers, half requesting 1 core and half 0.5, 2.5 req/s of 0.5 s
+    requests each against 8 cores), from the 11th repetition of its minute on."""
+    platform = Platform(capacity=8.0, max_containers=64, contention_passes=passes)
+    table = ErlangTable.build(platform.max_slots)
+    functions = Functions(jnp.full(8, 0.5, jnp.float32), jnp.full(8, 2.5, jnp.float32))
+    state = initial_state(platform, 8, 3.0, jnp.array([1.0] * 4 + [0.5] * 4, jnp.float32))
+    minute = np.array([2.5 * 2.0] * 10 + [1.0 * 2.0] * 20, np.float32)
+    step = jax.jit(lambda state, a, now: serve_tick(platform, table, functions, state, a, now,
+                                                    jnp.full((8, 4), 0.5, jnp.float32)))
+    usage = []
+    for tick in range(12 * 30):
+        state, _, measurement, _, _ = step(state, jnp.full(8, minute[tick % 30]), jnp.float32(2.0 * tick))
+        usage.append(float(measurement.usage.sum()))
+    return np.array(usage[10 * 30:]).reshape(-1, 30)[:, 3:10]        # the overload's 4th to 10th ticks
+
+
+@pytest.mark.xfail(strict=True, reason="the one-shot contention estimate is not work-conserving (docs/serverless.md)")
+def test_the_default_contention_keeps_every_core_busy_while_requests_wait():
+    """A queue waits in every function requesting 0.5 core and the busy containers want
+    2.7x the cores: all 8 are in use (the request-level reference uses 7.9-8.0 here)."""
+    assert _contended_usage(0).min() > 0.98 * 8.0
+
+
+def test_the_self_consistent_contention_keeps_every_core_busy_while_requests_wait():
+    assert _contended_usage(6).min() > 0.98 * 8.0
+
+
+def test_contention_passes_leave_an_uncontended_tick_alone():
+    """Without contention every busy slot runs at one core, whatever the passes."""
+    platform = Platform(max_containers=64)
+    table = ErlangTable.build(platform.max_slots)
+    functions = Functions(jnp.full(3, 0.5, jnp.float32), jnp.full(3, 2.5, jnp.float32))
+    state = initial_state(platform, 3, 3.0)
+    a = jnp.array([2.0, 5.0, 9.0], jnp.float32)
+    u = jnp.full((3, 4), 0.5, jnp.float32)
+    plain = serve_tick(platform, table, functions, state, a, jnp.float32(0.0), u)[1]
+    passes = serve_tick(Platform(max_containers=64, contention_passes=4), table, functions, state, a,
+                        jnp.float32(0.0), u)[1]
+    for name in plain:
+        np.testing.assert_allclose(np.asarray(passes[name]), np.asarray(plain[name]), rtol=1e-6)

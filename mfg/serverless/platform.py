@@ -49,6 +49,12 @@ class Platform:
         latency histogram (its quantiles); the means and SLO violations are exact
         expectations and do not depend on it.
       contention_iterations: bisection steps of the water-filling (``cpu_shares``).
+      contention_passes: 0 (default): the busy slots that share the cores are estimated
+        once per tick, from the occupancy at its start and the tick's arriving work; k > 0:
+        k passes of the self-consistent fixed point (busy slots at the speed they get,
+        ``simulator._contended_speed``), which keeps the cluster's cores busy while
+        requests wait (work-conserving); docs/serverless.md compares both with the
+        request-level reference.
       occupancy_iterations: Newton steps of the stochastic part's implicit step.
     """
 
@@ -62,6 +68,7 @@ class Platform:
     backlog_ticks: int = 8
     latency_samples: int = 1
     contention_iterations: int = 24
+    contention_passes: int = 0
     occupancy_iterations: int = 4
 
     def __post_init__(self):
@@ -78,6 +85,8 @@ class Platform:
                   ("latency_samples", _is_int(self.latency_samples) and self.latency_samples >= 1, "an int >= 1"),
                   ("contention_iterations", _is_int(self.contention_iterations) and self.contention_iterations >= 1,
                    "an int >= 1"),
+                  ("contention_passes", _is_int(self.contention_passes) and self.contention_passes >= 0,
+                   "an int >= 0"),
                   ("occupancy_iterations", _is_int(self.occupancy_iterations) and self.occupancy_iterations >= 1,
                    "an int >= 1")]
         for name, ok, allowed in checks:

@@ -297,6 +297,34 @@ def _occupancy_step(table: ErlangTable, x, lam, servers, mu, h, iterations: int)
     return jnp.where(servers > 0, y, x + h * lam)
 
 
+def _contended_speed(platform: Platform, table: ErlangTable, cpu, speed, service_mean, x, lam, q, n0, slots,
+                     capacity):
+    """[N] cores per busy slot at the self-consistent contention (``platform.contention_passes``).
+
+    How many slots are busy depends on how fast they run: a function with a backlog (or no
+    ready slot) keeps all ``slots`` busy; one without keeps slots rho(x_mid) busy, x_mid
+    the midpoint of the tick's occupancy step (``_occupancy_step``) at mu = v / s.  The
+    cores go by cpu.shares to those busy slots (``cpu_shares``), which sets v.  Each pass
+    maps v to the busy slots at v and back to v, starting from the one-shot estimate
+    ``speed``:  busy_i = slots_i rho(x_mid_i(v_i)),  sum_i busy_i min(1, theta c_i / k) =
+    capacity.  At the fixed point the busy slots the contention assumes are those the
+    service step then keeps busy, so the cluster's cores are all used while requests wait.
+    """
+    k, dt = platform.concurrency, platform.dt
+    waiting = q > BACKLOG_EPSILON
+    arriving = jnp.where(waiting | (n0 <= 0), 0.0, lam)
+    no_work = jnp.zeros_like(x)
+
+    def one_pass(_, v):
+        x_end = _occupancy_step(table, x, arriving, slots, v / service_mean, dt, platform.occupancy_iterations)
+        rho_mid, _ = table.utilization_of(slots, 0.5 * (x + x_end))
+        busy = jnp.where(waiting, slots, slots * rho_mid)
+        theta = cpu_shares(busy, no_work, slots, cpu, capacity, k, platform.contention_iterations)
+        return jnp.minimum(1.0, theta * cpu / k)
+
+    return lax.fori_loop(0, platform.contention_passes, one_pass, speed)
+
+
 def hash_uniforms(seed: jax.Array, counter: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax.Array:
     """Uniforms in (0, 1) of shape [N, c] from a counter-based hash: MurmurHash3's 32-bit
     finalizer (fmix32) of (row, column, counter) mixed with ``seed`` (uint32).
@@ -359,6 +387,8 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     busy = jnp.where(q > BACKLOG_EPSILON, effective_slots, n0 * busy_rho)
     theta = cpu_shares(busy, a * s / dt, effective_slots, state.cpu, capacity, k, platform.contention_iterations)
     speed = jnp.minimum(1.0, theta * state.cpu / k)
+    if platform.contention_passes:
+        speed = _contended_speed(platform, table, state.cpu, speed, s, x, lam, q, n0, effective_slots, capacity)
     mu = speed / s
 
     # 3a. the fluid phase [0, tau_e): while a backlog waits (or no slot is ready), arrivals
