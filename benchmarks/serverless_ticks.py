@@ -93,7 +93,8 @@ def speed(args):
     workload = Workload.from_trace(generate_functions(2000, seed=0), max_containers=MAX_CONTAINERS)
     assignment = workload.sample(args.functions, 0)
     functions, arrivals = workload.inputs(assignment, start=args.start)
-    platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes, capacity=capacity_of("tight", workload, assignment))
+    platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes,
+                        capacity=capacity_of("tight", workload, assignment))
     policies = {"KPA (target 1)": KPA(KPAConfig(target=1.0)), "tabular MFG policy": tabular_mfg_policy()}
     steps = args.functions * args.minutes * platform.ticks_per_minute
     rows = {}
@@ -132,7 +133,8 @@ def baselines(args):
             assignment = workload.sample(args.functions, seed)
             functions, arrivals = workload.inputs(assignment, start=args.start)
             capacity = capacity_of(setting, workload, assignment)
-            platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes, capacity=capacity)
+            platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes,
+                                capacity=capacity)
             share = workload.contended_share(capacity, assignment)
             for family, knobs in sweeps.items():
                 for knob, policy in knobs:
@@ -159,7 +161,8 @@ def meanfield(args):
         assignment = workload.sample(args.functions, seed)
         functions, arrivals = workload.inputs(assignment, start=args.start)
         capacity = capacity_of("tight", workload, assignment)
-        platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes, capacity=capacity)
+        platform = Platform(max_containers=MAX_CONTAINERS, contention_passes=args.contention_passes,
+                            capacity=capacity)
         service = np.asarray(workload.service_mean[assignment], np.float32)
         for target in (0.5, 1.0):
             for aware in (False, True):

@@ -251,15 +251,16 @@ def test_the_self_consistent_contention_keeps_every_core_busy_while_requests_wai
 
 
 def test_contention_passes_leave_an_uncontended_tick_alone():
-    """Without contention every busy slot runs at one core, whatever the passes."""
-    platform = Platform(max_containers=64)
+    """With cores to spare (a finite capacity that does not bind, so the water-filling
+    runs) every busy slot runs at one core, whatever the passes."""
+    platform = Platform(max_containers=64, capacity=40.0)
     table = ErlangTable.build(platform.max_slots)
     functions = Functions(jnp.full(3, 0.5, jnp.float32), jnp.full(3, 2.5, jnp.float32))
     state = initial_state(platform, 3, 3.0)
     a = jnp.array([2.0, 5.0, 9.0], jnp.float32)
     u = jnp.full((3, 4), 0.5, jnp.float32)
     plain = serve_tick(platform, table, functions, state, a, jnp.float32(0.0), u)[1]
-    passes = serve_tick(Platform(max_containers=64, contention_passes=4), table, functions, state, a,
+    passes = serve_tick(Platform(max_containers=64, capacity=40.0, contention_passes=4), table, functions, state, a,
                         jnp.float32(0.0), u)[1]
     for name in plain:
         np.testing.assert_allclose(np.asarray(passes[name]), np.asarray(plain[name]), rtol=1e-6)

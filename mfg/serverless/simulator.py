@@ -297,7 +297,7 @@ def _occupancy_step(table: ErlangTable, x, lam, servers, mu, h, iterations: int)
     return jnp.where(servers > 0, y, x + h * lam)
 
 
-def _contended_speed(platform: Platform, table: ErlangTable, cpu, speed, service_mean, x, lam, q, n0, slots,
+def _contended_speed(platform: Platform, table: ErlangTable, cpu, speed, service_mean, x, arriving, waiting, slots,
                      capacity):
     """[N] cores per busy slot at the self-consistent contention (``platform.contention_passes``).
 
@@ -309,10 +309,10 @@ def _contended_speed(platform: Platform, table: ErlangTable, cpu, speed, service
     ``speed``:  busy_i = slots_i rho(x_mid_i(v_i)),  sum_i busy_i min(1, theta c_i / k) =
     capacity.  At the fixed point the busy slots the contention assumes are those the
     service step then keeps busy, so the cluster's cores are all used while requests wait.
+    ``arriving``: the arrival rate the tick's occupancy step takes (0 while queued);
+    ``waiting``: [N] bool, a backlog waits.
     """
     k, dt = platform.concurrency, platform.dt
-    waiting = q > BACKLOG_EPSILON
-    arriving = jnp.where(waiting | (n0 <= 0), 0.0, lam)
     no_work = jnp.zeros_like(x)
 
     def one_pass(_, v):
@@ -384,11 +384,15 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     # requests (``cpu_shares``): a busy slot runs at min(1, theta c / k) cores
     busy_rho, _ = table.utilization_of(n0, x)
     effective_slots = n0 + n1 * (1 - phi / dt)
-    busy = jnp.where(q > BACKLOG_EPSILON, effective_slots, n0 * busy_rho)
+    waiting = q > BACKLOG_EPSILON
+    busy = jnp.where(waiting, effective_slots, n0 * busy_rho)
     theta = cpu_shares(busy, a * s / dt, effective_slots, state.cpu, capacity, k, platform.contention_iterations)
     speed = jnp.minimum(1.0, theta * state.cpu / k)
+    queued = waiting | (n0 <= 0)
+    arriving = jnp.where(queued, 0.0, lam)
     if platform.contention_passes:
-        speed = _contended_speed(platform, table, state.cpu, speed, s, x, lam, q, n0, effective_slots, capacity)
+        speed = _contended_speed(platform, table, state.cpu, speed, s, x, arriving, waiting, effective_slots,
+                                 capacity)
     mu = speed / s
 
     # 3a. the fluid phase [0, tau_e): while a backlog waits (or no slot is ready), arrivals
@@ -396,8 +400,7 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     # the backlog is served with the slots they leave: n mu minus their departures
     # one implicit step serves both cases: a function with a backlog drains its
     # stochastic part (no arrivals); one without takes the tick's arrivals (below)
-    queued = (q > BACKLOG_EPSILON) | (n0 <= 0)
-    x_step = _occupancy_step(table, x, jnp.where(queued, 0.0, lam), effective_slots, mu, dt, iterations)
+    x_step = _occupancy_step(table, x, arriving, effective_slots, mu, dt, iterations)
     drain = jnp.where(queued, x - x_step, 0.0)
     r0 = jnp.maximum(n0 * mu - drain / dt, 0.0)
     r_all = jnp.maximum((n0 + n1) * mu - drain / dt, 0.0)
