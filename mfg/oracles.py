@@ -24,6 +24,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from mfg.game import MeanFieldGame
@@ -31,10 +32,14 @@ from mfg.transitions import expected_next, push_forward, to_dense
 
 __all__ = [
     "Exploitability",
+    "MeanFieldSolve",
+    "MeanFieldStats",
     "mean_field_flow",
     "stationary_mean_field",
+    "solve_mean_field",
     "induced_mean_field",
     "policy_q_values",
+    "truncated_q_values",
     "optimal_q_values",
     "soft_value",
     "policy_value",
@@ -164,6 +169,150 @@ def mean_field_flow(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
     return jnp.concatenate([head, (mu_last[:, None] * policy[-1])[None]])
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class MeanFieldSolve:
+    """How a stationary solver computes the mean field a policy induces.
+
+    The stationary mean field is the fixed point mu = Phi(mu) of the population step
+    Phi(mu) = push(P(mu (x) pi), mu (x) pi).  Each iteration applies
+
+        mu <- (1 - d) mu + d Phi_m(mu)
+
+    where Phi_m is the step itself (``method="power"``) or, with ``method="linear"``,
+    the stationary distribution of the chain P_pi frozen at the current mu (one dense
+    linear solve, O(S^3), at most ``DENSE_SOLVE_MAX_STATES`` states): exact in one
+    iteration when the kernel does not depend on the mean field, and immune to the
+    periodic chains on which the power iteration cycles.  The loop stops when
+    ||mu_{k+1} - mu_k||_1 <= tol or after ``max_iterations``; ``fixed_steps=True``
+    always takes exactly ``max_iterations`` (the peers' fixed 20 or 50 steps).
+
+    Attributes:
+      damping: d in (0, 1] (traced).  Undamped power iteration cycles on kernels with
+        rounded (inverse-CDF) transitions, such as Bench-MFG's MF-Garnet; d = 0.5 or
+        less usually converges there.
+      tol: L1 tolerance (traced); <= 0 means 64 machine epsilons of the dtype.
+      max_iterations: cap on the iterations (static).
+      method: "power" or "linear" (static).
+      fixed_steps: take exactly ``max_iterations`` iterations, no tolerance (static).
+      warm_start: start from the solver's previous mean field instead of mu_0 (static).
+      renormalize: divide each iterate by its mass (Bench-MFG's convention; static).
+    """
+
+    damping: float = 1.0
+    tol: float = 0.0
+    max_iterations: int = dataclasses.field(default=10_000, metadata=dict(static=True))
+    method: str = dataclasses.field(default="power", metadata=dict(static=True))
+    fixed_steps: bool = dataclasses.field(default=False, metadata=dict(static=True))
+    warm_start: bool = dataclasses.field(default=False, metadata=dict(static=True))
+    renormalize: bool = dataclasses.field(default=False, metadata=dict(static=True))
+
+    def __post_init__(self):
+        # Checked only on concrete Python values (unflattening under jit passes tracers).
+        if self.method not in ("power", "linear"):
+            raise ValueError(f"MeanFieldSolve.method must be 'power' or 'linear', got {self.method!r}.")
+        if not isinstance(self.max_iterations, (int, np.integer)) or self.max_iterations < 1:
+            raise ValueError(f"MeanFieldSolve.max_iterations must be a positive int, got {self.max_iterations!r}.")
+        if isinstance(self.damping, (int, float)) and not 0.0 < float(self.damping) <= 1.0:
+            raise ValueError(f"MeanFieldSolve.damping must lie in (0, 1], got {self.damping!r}.")
+        if isinstance(self.tol, (int, float)) and not np.isfinite(self.tol):
+            raise ValueError(f"MeanFieldSolve.tol must be finite, got {self.tol!r}.")
+
+    @classmethod
+    def of(cls, value) -> "MeanFieldSolve":
+        """A ``MeanFieldSolve`` from itself, a mapping of its fields (YAML) or None (default)."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
+            if unknown:
+                raise ValueError(f"unknown mean-field solve option(s) {unknown}; allowed: "
+                                 f"{[f.name for f in dataclasses.fields(cls)]}.")
+            return cls(**value)
+        raise TypeError(f"mean_field_solve must be a MeanFieldSolve or a mapping, got {type(value).__name__}.")
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class MeanFieldStats:
+    """What a stationary mean-field solve did (scalars): iterations taken, the L1 change
+    of its last iteration, and whether that change met the tolerance (1.0 or 0.0)."""
+
+    iterations: jax.Array
+    change: jax.Array
+    converged: jax.Array
+
+
+def _stationary_of_frozen_chain(game: MeanFieldGame, policy: jax.Array, mu: jax.Array) -> jax.Array:
+    """The stationary distribution nu = nu P_pi of the chain frozen at mean field mu.
+
+    Solves (P_pi^T - I) nu = 0 with the last equation replaced by sum(nu) = 1 (unique
+    for a chain with one recurrent class; periodic chains are fine)."""
+    joint = mu[:, None] * policy
+    dense = to_dense(game.transition(jnp.int32(0), joint), game.num_states).probs
+    p_pi = jnp.einsum("sa,sat->st", policy, dense)
+    system = (p_pi.T - jnp.eye(game.num_states, dtype=mu.dtype)).at[-1].set(1.0)
+    rhs = jnp.zeros_like(mu).at[-1].set(1.0)
+    return jnp.linalg.solve(system, rhs)
+
+
+def solve_mean_field(game: MeanFieldGame, policy: jax.Array, solve: MeanFieldSolve | None = None,
+                     initial: jax.Array | None = None) -> tuple[jax.Array, MeanFieldStats]:
+    """Stationary game: the fixed point L = mu (x) pi of mu <- Gamma_2(pi, L), as ``solve`` says.
+
+    Args:
+      policy: [S, A].
+      solve: the method, damping, tolerance and cap (default ``MeanFieldSolve()``).
+      initial: [S] starting distribution (default mu_0).
+    Returns:
+      ([S, A] stationary state-action mean field, ``MeanFieldStats``).
+    """
+    solve = MeanFieldSolve() if solve is None else solve
+    dtype = policy.dtype
+    tol = jnp.where(jnp.asarray(solve.tol, dtype) > 0, jnp.asarray(solve.tol, dtype), _default_tol(dtype))
+    mu = game.initial_distribution.astype(dtype) if initial is None else initial.astype(dtype)
+    if solve.method == "linear" and game.num_states > DENSE_SOLVE_MAX_STATES:
+        raise ValueError(f"MeanFieldSolve(method='linear') solves a dense [S, S] system; this game has "
+                         f"{game.num_states} states (at most {DENSE_SOLVE_MAX_STATES}). Use method='power' "
+                         f"with damping.")
+    damping = jnp.asarray(solve.damping, dtype)
+
+    def step(mu):
+        if solve.method == "linear":
+            new = _stationary_of_frozen_chain(game, policy, mu)
+        else:
+            joint = mu[:, None] * policy
+            new = push_forward(game.transition(jnp.int32(0), joint), joint)
+        if solve.renormalize:
+            new = new / new.sum()
+        new = (1 - damping) * mu + damping * new
+        return new, jnp.abs(new - mu).sum()
+
+    if solve.fixed_steps:
+        def scan_body(carry, _):
+            mu, _ = carry
+            return step(mu), None
+
+        (mu, change), _ = lax.scan(scan_body, (mu, jnp.asarray(jnp.inf, dtype)), None,
+                                   length=solve.max_iterations)
+        iterations = jnp.int32(solve.max_iterations)
+    else:
+        def body(carry):
+            mu, _, k = carry
+            new, change = step(mu)
+            return new, change, k + 1
+
+        def cond(carry):
+            _, change, k = carry
+            return (change > tol) & (k < solve.max_iterations)
+
+        mu, change, iterations = lax.while_loop(cond, body, (mu, jnp.asarray(jnp.inf, dtype), jnp.int32(0)))
+    stats = MeanFieldStats(iterations=iterations, change=change, converged=(change <= tol).astype(dtype))
+    return mu[:, None] * policy, stats
+
+
 def stationary_mean_field(
     game: MeanFieldGame,
     policy: jax.Array,
@@ -173,41 +322,39 @@ def stationary_mean_field(
     tol: float | None = None,
     max_iterations: int = 10_000,
 ) -> jax.Array:
-    """Stationary game: the fixed point L = mu (x) pi of mu <- Gamma_2(pi, L)(marginal).
+    """Stationary game: the fixed point L = mu (x) pi of mu <- Gamma_2(pi, L).
 
     Damped power iteration mu <- (1 - d) mu + d push(P(L), L), from ``initial`` (default
-    mu_0) until ||mu_{k+1} - mu_k||_1 <= tol or ``max_iterations``.
+    mu_0) until ||mu_{k+1} - mu_k||_1 <= tol or ``max_iterations`` (``solve_mean_field``
+    with its statistics and the other methods).
 
     Args:
       policy: [S, A].
     Returns:
       [S, A] stationary state-action mean field.
     """
-    dtype = policy.dtype
-    tol = _default_tol(dtype) if tol is None else tol
-    mu = game.initial_distribution.astype(dtype) if initial is None else initial.astype(dtype)
+    solve = MeanFieldSolve(damping=damping, tol=0.0 if tol is None else tol, max_iterations=max_iterations)
+    return solve_mean_field(game, policy, solve, initial)[0]
 
-    def body(carry):
-        mu, _, k = carry
-        joint = mu[:, None] * policy
-        new = push_forward(game.transition(jnp.int32(0), joint), joint)
-        new = (1 - damping) * mu + damping * new
-        return new, jnp.abs(new - mu).sum(), k + 1
 
-    def cond(carry):
-        _, change, k = carry
-        return (change > tol) & (k < max_iterations)
-
-    mu, _, _ = lax.while_loop(cond, body, (mu, jnp.asarray(jnp.inf, dtype), 0))
-    return mu[:, None] * policy
+def mean_field_and_stats(game: MeanFieldGame, policy: jax.Array, solve: MeanFieldSolve | None = None,
+                         previous: jax.Array | None = None):
+    """The mean field ``policy`` induces and the solve's ``MeanFieldStats`` (None for a
+    finite horizon, where the flow is exact).  ``previous`` ([S, A], the solver's last
+    mean field) is the starting point when ``solve.warm_start``."""
+    if game.is_finite_horizon:
+        return mean_field_flow(game, policy), None
+    solve = MeanFieldSolve() if solve is None else solve
+    initial = previous.sum(-1) if (solve.warm_start and previous is not None) else None
+    return solve_mean_field(game, policy, solve, initial)
 
 
 @jax.jit
-def induced_mean_field(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
-    """The mean field a policy induces: the flow (finite horizon) or the stationary one."""
-    if game.is_finite_horizon:
-        return mean_field_flow(game, policy)
-    return stationary_mean_field(game, policy)
+def induced_mean_field(game: MeanFieldGame, policy: jax.Array, solve: MeanFieldSolve | None = None,
+                       previous: jax.Array | None = None) -> jax.Array:
+    """The mean field a policy induces: the flow (finite horizon) or the stationary one
+    (computed as ``solve`` says, from ``previous`` when it warm-starts)."""
+    return mean_field_and_stats(game, policy, solve, previous)[0]
 
 
 def mean_field_residual(game: MeanFieldGame, policy: jax.Array, joint: jax.Array) -> jax.Array:
@@ -282,6 +429,46 @@ def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array,
             v = iterate(None)
         else:
             v = lax.cond(_solve_is_cheaper(game, transition), solve, iterate, None)
+        return reward + game.discount * expected_next(transition, v)
+
+    return _branch(temperature, build)
+
+
+def truncated_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array | None,
+                       temperature=0.0, *, sweeps: int) -> jax.Array:
+    """Stationary game: Q after ``sweeps`` Bellman backups from zero against the frozen L.
+
+        V_0 = 0,  Q_n = r + gamma E[V_{n-1}(s')],  V_n = value(Q_n),
+
+    with value(Q) = sum_a pi (Q - lambda log pi) (``policy`` given: truncated policy
+    evaluation) or the soft maximum (``policy=None``: truncated value iteration).  Q_1 = r;
+    the error is O(gamma^sweeps), so ``sweeps = log(tol) / log(gamma)`` reaches tol.  This
+    is the peers' fixed-horizon evaluation (Bench-MFG's ``Q_eval`` is Q_{H-2}, its
+    exploitability uses V_{H-1}), and a cheap inexact evaluation for a solver step.
+
+    Args:
+      policy: [S, A], or None for the optimal (soft) backup.
+      sweeps: static number n >= 1 of backups.
+    Returns:
+      [S, A] Q_n.
+    """
+    if game.is_finite_horizon:
+        raise ValueError("truncated_q_values is for stationary games; finite-horizon games are "
+                         "evaluated exactly by backward induction.")
+    if not isinstance(sweeps, (int, np.integer)) or sweeps < 1:
+        raise ValueError(f"sweeps must be a positive int, got {sweeps!r}.")
+    reward, transition = _frozen(game, joint)
+
+    def build(reg):
+        def value(q):
+            if policy is None:
+                return soft_value(q, temperature, reg)
+            return policy_value(q, policy, temperature, reg)
+
+        def body(v, _):
+            return value(reward + game.discount * expected_next(transition, v)), None
+
+        v, _ = lax.scan(body, jnp.zeros(game.num_states, reward.dtype), None, length=sweeps - 1)
         return reward + game.discount * expected_next(transition, v)
 
     return _branch(temperature, build)
@@ -371,7 +558,7 @@ def expected_return(game: MeanFieldGame, q: jax.Array, policy: jax.Array, temper
 @jax.jit
 def exploitability(
     game: MeanFieldGame, policy: jax.Array, temperature: float | jax.Array = 0.0,
-    joint: jax.Array | None = None,
+    joint: jax.Array | None = None, solve: MeanFieldSolve | None = None,
 ) -> Exploitability:
     """Regularized and unregularized exploitability of ``policy``.
 
@@ -381,9 +568,9 @@ def exploitability(
     Args:
       policy: ``game.policy_shape``.
       temperature: lambda (traced).
-      joint: the mean field L_pi if already computed (else computed here).
+      joint: the mean field L_pi if already computed (else computed here, by ``solve``).
     """
-    joint = induced_mean_field(game, policy) if joint is None else joint
+    joint = induced_mean_field(game, policy, solve) if joint is None else joint
     temperature = jnp.asarray(temperature, policy.dtype)
     returns = _returns_finite if game.is_finite_horizon else _returns_stationary
     br0, pv0 = returns(game, joint, policy, temperature, False)

@@ -11,11 +11,13 @@ from solvers.fixed_point import FixedPoint
 from solvers.mirror_descent import MirrorDescent
 from solvers.nac import NaturalActorCritic
 from solvers.neural_nac import NeuralActorCritic
+from solvers.policy_iteration import PolicyIteration
 
 SOLVERS = {
     "fixed_point": FixedPoint,
     "fictitious_play": FictitiousPlay,
     "mirror_descent": MirrorDescent,
+    "policy_iteration": PolicyIteration,
     "nac": NaturalActorCritic,
     "neural_nac": NeuralActorCritic,
 }
@@ -36,4 +38,5 @@ __all__ = [
     "MirrorDescent",
     "NaturalActorCritic",
     "NeuralActorCritic",
+    "PolicyIteration",
 ]

@@ -27,9 +27,10 @@ import jax
 import jax.numpy as jnp
 
 from mfg.game import MeanFieldGame, uniform_policy
-from mfg.oracles import induced_mean_field
+from mfg.oracles import MeanFieldSolve, mean_field_and_stats
 
-__all__ = ["SolverState", "Solver", "initial_state", "random_policy", "pytree_dataclass"]
+__all__ = ["SolverState", "Solver", "initial_state", "random_policy", "pytree_dataclass", "induce",
+           "coerce_mean_field_solve"]
 
 
 def pytree_dataclass(cls=None, *, static: tuple[str, ...] = ()):
@@ -58,12 +59,16 @@ class SolverState:
         the exact baselines it is the mean field induced by pi_k.
       iteration: int32 scalar k.
       extra: solver-specific pytree (e.g. mirror descent's accumulated logits).
+      mean_field_stats: ``MeanFieldStats`` of the stationary mean-field solve that gave
+        ``mean_field`` (iterations, last change, converged), None for finite horizons
+        and for solvers that carry another mean field.
     """
 
     policy: jax.Array
     mean_field: jax.Array
     iteration: jax.Array
     extra: Any = None
+    mean_field_stats: Any = None
 
 
 class Solver(Protocol):
@@ -75,19 +80,38 @@ class Solver(Protocol):
     def step(self, game: MeanFieldGame, state: SolverState) -> SolverState: ...
 
 
-def initial_state(game: MeanFieldGame, policy: jax.Array | None, extra: Any = None) -> SolverState:
-    """The state at iteration 0: ``policy`` (uniform by default) and its mean field."""
+def coerce_mean_field_solve(solver) -> None:
+    """In a solver's ``__post_init__``: turn a mapping (YAML) or None given as
+    ``mean_field_solve`` into a ``MeanFieldSolve`` (its own errors name the bad field)."""
+    value = solver.mean_field_solve
+    if not isinstance(value, MeanFieldSolve):
+        object.__setattr__(solver, "mean_field_solve", MeanFieldSolve.of(value))
+
+
+def induce(game: MeanFieldGame, policy: jax.Array, solve: MeanFieldSolve | None = None,
+           previous: jax.Array | None = None):
+    """(mean field induced by ``policy``, its solve's stats): ``mfg.oracles.mean_field_and_stats``
+    with the solver's ``mean_field_solve`` and its previous mean field (for warm starts)."""
+    return mean_field_and_stats(game, policy, solve, previous)
+
+
+def initial_state(game: MeanFieldGame, policy: jax.Array | None, extra: Any = None,
+                  solve: MeanFieldSolve | None = None) -> SolverState:
+    """The state at iteration 0: ``policy`` (uniform by default) and its mean field
+    (computed by ``solve``, from mu_0)."""
     policy = uniform_policy(game) if policy is None else jnp.asarray(policy, game.initial_distribution.dtype)
     if policy.shape != game.policy_shape:
         raise ValueError(
             f"initial policy must have shape {game.policy_shape} for game {game.name!r}, "
             f"got {policy.shape}."
         )
+    mean_field, stats = induce(game, policy, solve)
     return SolverState(
         policy=policy,
-        mean_field=induced_mean_field(game, policy),
+        mean_field=mean_field,
         iteration=jnp.zeros((), jnp.int32),
         extra=extra,
+        mean_field_stats=stats,
     )
 
 

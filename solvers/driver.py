@@ -17,6 +17,8 @@ Diagnostics per iteration (algorithm.md section 5), after step k -> k+1:
   entropy                   E_{s ~ mu_{k+1}} H(pi_{k+1}(.|s)) (mean over epochs)
   mean_field_residual       ||Gamma_2(pi_{k+1}, L_{k+1}) - L_{k+1}||_1 for the carried L
   all_finite                1.0 if every array of the new state is finite
+  mean_field_iterations     iterations of the step's stationary mean-field solve, and
+  mean_field_change         the L1 change of its last iteration (exact stationary solvers)
 
 plus whatever the solver's ``step_diagnostics`` adds (e.g. NAC's critic errors).
 Exploitability is always measured against the mean field the policy induces; solvers
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from typing import Callable
 
 import jax
@@ -49,7 +52,7 @@ from mfg.game import MeanFieldGame, state_marginal
 from mfg.oracles import exploitability, mean_field_residual
 from solvers.base import SolverState
 
-__all__ = ["RunResult", "diagnostics", "init_state", "run", "TRACE_COUNTS", "fit_rate"]
+__all__ = ["RunResult", "diagnostics", "init_state", "run", "TRACE_COUNTS", "fit_rate", "MeanFieldSolveWarning"]
 
 # Number of times each jitted entry point was traced (a recompilation guard for tests).
 TRACE_COUNTS: dict[str, int] = {"chunk": 0}
@@ -65,7 +68,8 @@ def _expected_over_states(mean_field: jax.Array, per_state: jax.Array) -> jax.Ar
 def diagnostics(game: MeanFieldGame, solver, old: SolverState, new: SolverState) -> dict:
     """Scalar diagnostics of one step (see the module docstring)."""
     induced = new.mean_field if getattr(solver, "mean_field_is_induced", True) else None
-    expl = exploitability(game, new.policy, solver.temperature, joint=induced)
+    expl = exploitability(game, new.policy, solver.temperature, joint=induced,
+                          solve=getattr(solver, "mean_field_solve", None))
     tiny = jnp.finfo(new.policy.dtype).tiny
     log_new = jnp.log(jnp.maximum(new.policy, tiny))
     log_old = jnp.log(jnp.maximum(old.policy, tiny))
@@ -83,9 +87,37 @@ def diagnostics(game: MeanFieldGame, solver, old: SolverState, new: SolverState)
         "mean_field_residual": mean_field_residual(game, new.policy, new.mean_field),
         "all_finite": finite.astype(new.policy.dtype),
     }
+    if new.mean_field_stats is not None:
+        metrics["mean_field_iterations"] = new.mean_field_stats.iterations.astype(new.policy.dtype)
+        metrics["mean_field_change"] = new.mean_field_stats.change
     if hasattr(solver, "step_diagnostics"):
         metrics.update(solver.step_diagnostics(game, old, new))
     return metrics
+
+
+class MeanFieldSolveWarning(RuntimeWarning):
+    """A stationary mean-field solve stopped at its cap without meeting its tolerance."""
+
+
+def _warn_unconverged(solver, state: SolverState, where: str) -> bool:
+    """Warn (once) when the state's mean-field solve hit its cap unconverged; True if it did."""
+    stats = state.mean_field_stats
+    solve = getattr(solver, "mean_field_solve", None)
+    if stats is None or solve is None or solve.fixed_steps:
+        return False
+    converged = np.asarray(jax.device_get(stats.converged))
+    if converged.min() > 0:
+        return False
+    change = float(np.max(np.asarray(jax.device_get(stats.change))))
+    warnings.warn(
+        f"{type(solver).__name__}: the stationary mean-field solve did not converge {where}: "
+        f"{solve.max_iterations} iterations (its cap) left an L1 change of {change:.3g} above "
+        f"its tolerance, so the mean field is not a fixed point of the policy. Damp it "
+        f"(mean_field_solve=MeanFieldSolve(damping=0.5)), solve the frozen chain exactly "
+        f"(method='linear', S <= 1024), or raise max_iterations; the diagnostics "
+        f"mean_field_change and mean_field_residual show it per iteration.",
+        MeanFieldSolveWarning, stacklevel=3)
+    return True
 
 
 def _chunk(solver, game, state, num_active, *, length: int, diagnose: bool, batched: bool,
@@ -304,6 +336,7 @@ def run(
         absorb(pending)
     final = stopped_state if stopped_state is not None else state
     jax.block_until_ready(final)
+    _warn_unconverged(solver, final, f"at iteration {done}")
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()

@@ -15,29 +15,36 @@ splits argmax ties uniformly (``tie_break="uniform"``), OpenSpiel takes the firs
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax.numpy as jnp
 
-from mfg.oracles import best_response, induced_mean_field, optimal_q_values
-from solvers.base import SolverState, initial_state, pytree_dataclass
+from mfg.oracles import MeanFieldSolve, best_response, optimal_q_values
+from solvers.base import SolverState, coerce_mean_field_solve, induce, initial_state, pytree_dataclass
 
 __all__ = ["FictitiousPlay"]
 
 
 @pytree_dataclass(static=("tie_break",))
 class FictitiousPlay:
-    """Attributes: temperature lambda >= 0; learning_rate (0 = harmonic 1/(k+2)); tie_break."""
+    """Attributes: temperature lambda >= 0; learning_rate (0 = harmonic 1/(k+2)); tie_break;
+    mean_field_solve (how mean fields are computed: ``mfg.oracles.MeanFieldSolve``)."""
 
     temperature: float = 0.0
     learning_rate: float = 0.0
     tie_break: str = "uniform"
+    mean_field_solve: Any = MeanFieldSolve()
+
+    def __post_init__(self):
+        coerce_mean_field_solve(self)
 
     def init(self, game, policy=None, key=None) -> SolverState:
-        return initial_state(game, policy)
+        return initial_state(game, policy, solve=self.mean_field_solve)
 
     def step(self, game, state: SolverState) -> SolverState:
         q = optimal_q_values(game, state.mean_field, self.temperature)
         response = best_response(q, self.temperature, self.tie_break)
-        response_field = induced_mean_field(game, response)
+        response_field, _ = induce(game, response, self.mean_field_solve, state.mean_field)
         dtype = state.policy.dtype
         harmonic = 1.0 / (state.iteration.astype(dtype) + 2.0)
         alpha = jnp.where(jnp.asarray(self.learning_rate, dtype) > 0, self.learning_rate, harmonic)
@@ -47,4 +54,5 @@ class FictitiousPlay:
         denom = (1 - alpha) * mu + alpha * mu_br
         uniform = jnp.full_like(numer, 1.0 / game.num_actions)
         policy = jnp.where(denom > 0, numer / jnp.where(denom > 0, denom, 1.0), uniform)
-        return SolverState(policy, induced_mean_field(game, policy), state.iteration + 1)
+        mean_field, stats = induce(game, policy, self.mean_field_solve, state.mean_field)
+        return SolverState(policy, mean_field, state.iteration + 1, None, stats)

@@ -14,26 +14,34 @@ sensitivity; damping d < 1 widens that range.
 from __future__ import annotations
 
 
-from mfg.oracles import best_response, induced_mean_field, optimal_q_values
-from solvers.base import SolverState, initial_state, pytree_dataclass
+from typing import Any
+
+from mfg.oracles import MeanFieldSolve, best_response, optimal_q_values
+from solvers.base import SolverState, coerce_mean_field_solve, induce, initial_state, pytree_dataclass
 
 __all__ = ["FixedPoint"]
 
 
 @pytree_dataclass(static=("soft_backup",))
 class FixedPoint:
-    """Attributes: temperature lambda >= 0, damping d in (0, 1], soft_backup (static)."""
+    """Attributes: temperature lambda >= 0, damping d in (0, 1], soft_backup (static),
+    mean_field_solve (how L_pi is computed: ``mfg.oracles.MeanFieldSolve``)."""
 
     temperature: float = 1.0
     damping: float = 1.0
     soft_backup: bool = True
+    mean_field_solve: Any = MeanFieldSolve()
+
+    def __post_init__(self):
+        coerce_mean_field_solve(self)
 
     def init(self, game, policy=None, key=None) -> SolverState:
-        return initial_state(game, policy)
+        return initial_state(game, policy, solve=self.mean_field_solve)
 
     def step(self, game, state: SolverState) -> SolverState:
         backup_temperature = self.temperature if self.soft_backup else 0.0
         q = optimal_q_values(game, state.mean_field, backup_temperature)
         response = best_response(q, self.temperature)
         policy = (1 - self.damping) * state.policy + self.damping * response
-        return SolverState(policy, induced_mean_field(game, policy), state.iteration + 1)
+        mean_field, stats = induce(game, policy, self.mean_field_solve, state.mean_field)
+        return SolverState(policy, mean_field, state.iteration + 1, None, stats)

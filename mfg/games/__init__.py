@@ -1,5 +1,7 @@
 """The game catalogue: classic MFGs with the peers' definitions, plus Garnet games.
 
+Bench-MFG's environments are the ``benchmfg_*`` games (``mfg.games.benchmfg``).
+
 ``make(name, **params)`` builds any registered game; ``GAMES`` maps names to builders.
 ``size_of(name, **params)`` gives (S, A, T) without building anything, so that a size
 that cannot fit in memory is refused before an allocation (``experiments.resources``).
@@ -11,6 +13,17 @@ import inspect
 from typing import Callable
 
 from mfg.game import MeanFieldGame
+from mfg.games.benchmfg import (
+    benchmfg_contraction,
+    benchmfg_four_rooms,
+    benchmfg_kinetic_congestion,
+    benchmfg_lasry_lions,
+    benchmfg_mf_garnet,
+    benchmfg_multiple_equilibria,
+    benchmfg_no_interaction,
+    benchmfg_rock_paper_scissors,
+    benchmfg_sis,
+)
 from mfg.games.crowd import crowd_modelling, crowd_modelling_2d
 from mfg.games.garnet import garnet
 from mfg.games.linear_quadratic import linear_quadratic_openspiel
@@ -44,6 +57,15 @@ GAMES: dict[str, Callable[..., MeanFieldGame]] = {
     "predator_prey": predator_prey,
     "serverless": serverless,
     "garnet": garnet,
+    "benchmfg_contraction": benchmfg_contraction,
+    "benchmfg_four_rooms": benchmfg_four_rooms,
+    "benchmfg_kinetic_congestion": benchmfg_kinetic_congestion,
+    "benchmfg_lasry_lions": benchmfg_lasry_lions,
+    "benchmfg_mf_garnet": benchmfg_mf_garnet,
+    "benchmfg_multiple_equilibria": benchmfg_multiple_equilibria,
+    "benchmfg_no_interaction": benchmfg_no_interaction,
+    "benchmfg_rock_paper_scissors": benchmfg_rock_paper_scissors,
+    "benchmfg_sis": benchmfg_sis,
 }
 
 
@@ -66,6 +88,15 @@ _SIZES: dict[str, Callable[[dict], tuple[int, int]]] = {
     "serverless": lambda p: ((len(p["levels"]) if p["levels"] is not None else p["num_load_bins"] - 1)
                              * p["max_containers"] * p["max_cpu_steps"] * 3, 5),
     "garnet": lambda p: (p["num_states"], p["num_actions"]),
+    "benchmfg_contraction": lambda p: (2, 2),
+    "benchmfg_four_rooms": lambda p: (121, 5),
+    "benchmfg_kinetic_congestion": lambda p: (p["height"] * p["width"], 5),
+    "benchmfg_lasry_lions": lambda p: (p["num_states"], 3),
+    "benchmfg_mf_garnet": lambda p: (p["num_states"], p["num_actions"]),
+    "benchmfg_multiple_equilibria": lambda p: (p["num_states"], 3),
+    "benchmfg_no_interaction": lambda p: (p["num_states"], 3),
+    "benchmfg_rock_paper_scissors": lambda p: (3, 3),
+    "benchmfg_sis": lambda p: (2, p["num_actions"]),
 }
 
 
