@@ -214,7 +214,15 @@ def solver_annotations(name: str) -> dict[str, Any]:
 
 def check_solver_params(name: str, params: dict) -> list[str]:
     """Messages for the hyper-parameters of solver ``name`` that are unknown or out of range."""
-    return _check(f"solver {name!r}", params, solver_annotations(name), SOLVER_RANGES.get(name))
+    errors = _check(f"solver {name!r}", params, solver_annotations(name), SOLVER_RANGES.get(name))
+    if "mean_field_solve" in params and "mean_field_solve" in solver_annotations(name):
+        from mfg.oracles import MeanFieldSolve
+
+        try:
+            MeanFieldSolve.of(params["mean_field_solve"])
+        except (TypeError, ValueError) as err:
+            errors.append(f"mean_field_solve: {err}")
+    return errors
 
 
 def check_feature_params(kind: str, params: dict) -> list[str]:

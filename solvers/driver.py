@@ -18,7 +18,8 @@ Diagnostics per iteration (algorithm.md section 5), after step k -> k+1:
   mean_field_residual       ||Gamma_2(pi_{k+1}, L_{k+1}) - L_{k+1}||_1 for the carried L
   all_finite                1.0 if every array of the new state is finite
   mean_field_iterations     iterations of the step's stationary mean-field solve, and
-  mean_field_change         the L1 change of its last iteration (exact stationary solvers)
+  mean_field_change         the L1 change of its last iteration, and
+  mean_field_converged      1.0 if that change met its tolerance (exact stationary solvers)
 
 plus whatever the solver's ``step_diagnostics`` adds (e.g. NAC's critic errors).
 Exploitability is always measured against the mean field the policy induces; solvers
@@ -90,6 +91,7 @@ def diagnostics(game: MeanFieldGame, solver, old: SolverState, new: SolverState)
     if new.mean_field_stats is not None:
         metrics["mean_field_iterations"] = new.mean_field_stats.iterations.astype(new.policy.dtype)
         metrics["mean_field_change"] = new.mean_field_stats.change
+        metrics["mean_field_converged"] = new.mean_field_stats.converged
     if hasattr(solver, "step_diagnostics"):
         metrics.update(solver.step_diagnostics(game, old, new))
     return metrics
@@ -99,16 +101,15 @@ class MeanFieldSolveWarning(RuntimeWarning):
     """A stationary mean-field solve stopped at its cap without meeting its tolerance."""
 
 
-def _warn_unconverged(solver, state: SolverState, where: str) -> bool:
-    """Warn (once) when the state's mean-field solve hit its cap unconverged; True if it did."""
-    stats = state.mean_field_stats
+def _warn_unconverged(solver, converged, change, where: str) -> bool:
+    """Warn when a mean-field solve hit its cap unconverged (``converged`` has a 0); True if so."""
     solve = getattr(solver, "mean_field_solve", None)
-    if stats is None or solve is None or solve.fixed_steps:
+    if solve is None or solve.fixed_steps:
         return False
-    converged = np.asarray(jax.device_get(stats.converged))
-    if converged.min() > 0:
+    converged = np.asarray(converged)
+    if converged.size == 0 or converged.min() > 0:
         return False
-    change = float(np.max(np.asarray(jax.device_get(stats.change))))
+    change = float(np.max(np.where(converged > 0, 0.0, np.asarray(change))))
     warnings.warn(
         f"{type(solver).__name__}: the stationary mean-field solve did not converge {where}: "
         f"{solve.max_iterations} iterations (its cap) left an L1 change of {change:.3g} above "
@@ -296,11 +297,21 @@ def run(
     pending = None  # (state_after, metrics, steps) of the chunk whose metrics are unread
     stopped_state = None
 
+    warned = False
+    if state.mean_field_stats is not None:                # the initial state's solve
+        stats = jax.device_get(state.mean_field_stats)
+        warned = _warn_unconverged(solver, stats.converged, stats.change, "for the initial policy")
+
     def absorb(item):
-        nonlocal stopped_state, recorded
+        nonlocal stopped_state, recorded, warned
         chunk_state, metrics, steps = item
         host = {k: np.asarray(v)[..., :steps] for k, v in jax.device_get(metrics).items()}
         collected.append(host)
+        if not warned and "mean_field_converged" in host and steps:
+            failed = np.nonzero(np.min(host["mean_field_converged"].reshape(-1, steps), axis=0) < 1)[0]
+            if failed.size:
+                warned = _warn_unconverged(solver, host["mean_field_converged"], host["mean_field_change"],
+                                           f"at iteration {recorded + int(failed[0]) + 1}")
         recorded += steps
         if bar is not None:
             bar.update(steps)
@@ -336,7 +347,9 @@ def run(
         absorb(pending)
     final = stopped_state if stopped_state is not None else state
     jax.block_until_ready(final)
-    _warn_unconverged(solver, final, f"at iteration {done}")
+    if not warned and final.mean_field_stats is not None:           # diagnose=False: the last solve
+        stats = jax.device_get(final.mean_field_stats)
+        _warn_unconverged(solver, stats.converged, stats.change, f"at iteration {done}")
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()

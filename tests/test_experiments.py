@@ -46,7 +46,7 @@ def with_change(path: str, value):
     ("run.iterations", 0, r"run.iterations: Input should be greater than 0"),
     ("run.stop_exploitability", -1.0, r"run.stop_exploitability: Input should be greater than 0"),
     ("precision", "float16", r"precision: precision must be 'float32' or 'float64', got 'float16'"),
-    ("game.name", "crowd", r"game: unknown game 'crowd'; allowed: beach_bar, building_evacuation"),
+    ("game.name", "crowd", r"game: unknown game 'crowd'; allowed: beach_bar, benchmfg_contraction"),
     ("game.params", {"size": 3}, r"unknown parameter\(s\) \['size'\] of game 'beach_bar'; allowed: horizon, n,"),
     ("solver.name", "ppo", r"solver: unknown solver 'ppo'; allowed: fictitious_play, fixed_point"),
     ("solver.params", {"lr": 0.1}, r"unknown parameter\(s\) \['lr'\] of solver 'nac'; allowed: learning_rate"),

@@ -148,3 +148,15 @@ def test_predator_prey_reproduces_openspiel(record):
         result = run(FictitiousPlay(temperature=0.0, tie_break="first"), game, 10)
         np.testing.assert_allclose(populations * result.metrics["exploitability_unreg"],
                                    record["fictitious_play_nash_conv"], rtol=1e-10)
+
+
+def test_random_linear_defaults_are_mfglibs_seed_0_game():
+    """docs/peers.md quirk 6: with its defaults, random_linear is MFGLib's own draw (the
+    uniform policy's exploitability is MFGLib's, 25.9469...), not a numpy redraw (23.694)."""
+    from mfg.game import uniform_policy
+    from mfg.oracles import exploitability
+
+    record = next(r for r in GOLDEN["records"] if r["game"] == "random_linear" and not r["params"])
+    game = games.make("random_linear")
+    np.testing.assert_allclose(float(exploitability(game, uniform_policy(game)).unregularized),
+                               record["exploitability"][0], rtol=1e-10)

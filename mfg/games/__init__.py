@@ -1,6 +1,7 @@
 """The game catalogue: classic MFGs with the peers' definitions, plus Garnet games.
 
-Bench-MFG's environments are the ``benchmfg_*`` games (``mfg.games.benchmfg``).
+Bench-MFG's environments are the ``benchmfg_*`` games (``mfg.games.benchmfg``), MFAX's
+the ``mfax_*`` ones (``mfg.games.mfax``).
 
 ``make(name, **params)`` builds any registered game; ``GAMES`` maps names to builders.
 ``size_of(name, **params)`` gives (S, A, T) without building anything, so that a size
@@ -25,6 +26,7 @@ from mfg.games.benchmfg import (
     benchmfg_sis,
 )
 from mfg.games.crowd import crowd_modelling, crowd_modelling_2d
+from mfg.games.mfax import mfax_beach_bar, mfax_linear_quadratic
 from mfg.games.garnet import garnet
 from mfg.games.linear_quadratic import linear_quadratic_openspiel
 from mfg.games.predator_prey import predator_prey
@@ -66,6 +68,8 @@ GAMES: dict[str, Callable[..., MeanFieldGame]] = {
     "benchmfg_no_interaction": benchmfg_no_interaction,
     "benchmfg_rock_paper_scissors": benchmfg_rock_paper_scissors,
     "benchmfg_sis": benchmfg_sis,
+    "mfax_linear_quadratic": mfax_linear_quadratic,
+    "mfax_beach_bar": mfax_beach_bar,
 }
 
 
@@ -97,6 +101,8 @@ _SIZES: dict[str, Callable[[dict], tuple[int, int]]] = {
     "benchmfg_no_interaction": lambda p: (p["num_states"], 3),
     "benchmfg_rock_paper_scissors": lambda p: (3, 3),
     "benchmfg_sis": lambda p: (2, p["num_actions"]),
+    "mfax_linear_quadratic": lambda p: (p["num_states"], len(p["actions"])),
+    "mfax_beach_bar": lambda p: (p["num_states"], len(p["actions"])),
 }
 
 

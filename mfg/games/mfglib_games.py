@@ -386,10 +386,15 @@ def random_linear(
     """Rewards and (softmax) transitions affine in the mean field L (MFGLib's random_linear).
 
     r = r1 L + r2,  P(s'|s,a) = softmax_{s'}(sum_k p1[s', s, k] L[k, a] + p2[s', s, a]),
-    with entries uniform in [-m, m].  MFGLib draws them with torch's RNG; pass its tensors
-    as ``tensors={"r1", "r2", "p1", "p2"}`` to reproduce its game exactly, otherwise they
-    are drawn with numpy from ``seed``.
+    with entries uniform in [-m, m].  MFGLib draws them with torch's RNG: with the default
+    (n, m, seed) = (5, 10, 0) the tensors are MFGLib's own seed-0 draws (uniform policy's
+    exploitability 25.9469 at horizon 4, as in MFGLib); other settings draw them with numpy
+    from ``seed`` (pass MFGLib's as ``tensors={"r1", "r2", "p1", "p2"}`` to reproduce them).
     """
+    if tensors is None and (n, m, seed) == (5, 10.0, 0):
+        from mfg.games._mfglib_draws import MFGLIB_RANDOM_LINEAR_SEED0
+
+        tensors = MFGLIB_RANDOM_LINEAR_SEED0
     if tensors is None:
         rng = np.random.default_rng(seed)
         draw = lambda *shape: 2 * m * rng.random(shape) - m

@@ -1,0 +1,68 @@
+"""Golden values from MFAX itself (CWibault/mfax, a source copy), in float64.
+
+    JAX_ENABLE_X64=1 PYTHONPATH=../mfax-src ../mfax-venv/bin/python \
+        benchmarks/peers/golden_mfax.py > tests/data/golden_mfax.json
+
+(``benchmarks/install_peers.sh`` makes both.)  MFAX has no tabular algorithm in common
+with this library (its methods train policy networks), so the goldens are MFAX's own
+exploitability (``mfax.algos.hsm.exploitability.exploitability``: the mean-field rollout,
+the policy's returns by backward evaluation and the best response by backward induction,
+weighted by mu_0) of fixed policies: uniform, and three random state-dependent ones
+(Dirichlet(1) per state, numpy seed 0..2, the same at every step), on its push-forward
+linear-quadratic and beach-bar environments at their defaults (common noise off),
+discount 0.99.  For the beach bar, whose reset draws the bar's location, each record
+keeps the location MFAX drew for its key.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+GAMMA = 0.99
+
+
+def policies(num_states: int, num_actions: int) -> dict[str, np.ndarray]:
+    out = {"uniform": np.full((num_states, num_actions), 1.0 / num_actions)}
+    for seed in range(3):
+        out[f"dirichlet_seed{seed}"] = np.random.default_rng(seed).dirichlet(np.ones(num_actions), size=num_states)
+    return out
+
+
+def main() -> None:
+    if not jax.config.jax_enable_x64:
+        sys.exit("run with JAX_ENABLE_X64=1 (golden values are float64)")
+    from mfax.algos.hsm.exploitability import exploitability
+    from mfax.envs import make_env
+
+    records = []
+    for task, keys in (("linear_quadratic", [0]), ("beach_bar_1d", [0, 1])):
+        env = make_env("pushforward/" + task)
+        for name, table in policies(env.n_states, env.n_actions).items():
+            table = jnp.asarray(table)
+
+            def agent(individual_states, aggregate_obs, table=table):
+                return jnp.broadcast_to(table, aggregate_obs.shape[:-1] + table.shape)
+
+            for key in keys:
+                results, _ = exploitability(jax.random.PRNGKey(key), env, agent, state_type="indices", gamma=GAMMA,
+                                            num_envs=1, max_steps_in_episode=env.params.max_steps_in_episode)
+                record = {"task": task, "policy": name, "key": key, "gamma": GAMMA,
+                          "horizon": int(env.params.max_steps_in_episode),
+                          "exploitability": float(results.exploitability.exploitability),
+                          "policy_return": float(results.exploitability.mean_policy_return),
+                          "best_response_return": float(results.exploitability.mean_br_return),
+                          "final_mean_field": np.asarray(results.mf_sequence.aggregate_s.mu[-1, 0]).tolist()}
+                if task == "beach_bar_1d":
+                    record["bar_location"] = int(results.mf_sequence.aggregate_s.bar_loc[0, 0])
+                records.append(record)
+                print(task, name, key, record["exploitability"], file=sys.stderr)
+    json.dump({"peer": "mfax (CWibault/mfax, source copy)", "records": records}, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    main()
