@@ -33,7 +33,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import best_of  # noqa: E402
@@ -47,6 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HORIZON = 100
 BENCHMFG_STEP = MeanFieldSolve(max_iterations=20, fixed_steps=True, warm_start=True, renormalize=True)
 EXACT = MeanFieldSolve(warm_start=True)
+# MF-Garnet and kinetic congestion have population maps that are discontinuous in mu
+# (quirk B5): no solve meets the default
+# tolerance there; damped to a tolerance it reaches (docs/solvers.md).
+EXACT_ROUNDED = MeanFieldSolve(warm_start=True, damping=0.5, tol=2e-3, max_iterations=2000)
 
 # (label, our game, its params, Bench-MFG overrides, algorithm, hyper, iterations)
 OMD = {"learning_rate": 0.01, "temperature": 0.2}   # converges on Lasry-Lions (0.02 does not, exactly solved)
@@ -69,13 +72,13 @@ CASES = [
 ]
 
 
-def our_solver(algorithm, hyper, exact: bool):
+def our_solver(algorithm, hyper, exact: bool, game_name: str = ""):
+    rounded = "garnet" in game_name or "kinetic" in game_name       # kernels rounded on noise atoms
+    solve = (EXACT_ROUNDED if rounded else EXACT) if exact else BENCHMFG_STEP
     if algorithm == "omd":
         return MirrorDescent(learning_rate=hyper["learning_rate"] / hyper["temperature"],
-                             evaluation_sweeps=0 if exact else HORIZON - 2,
-                             mean_field_solve=EXACT if exact else BENCHMFG_STEP)
-    return PolicyIteration(evaluation_sweeps=0 if exact else HORIZON - 2,
-                           mean_field_solve=EXACT if exact else BENCHMFG_STEP)
+                             evaluation_sweeps=0 if exact else HORIZON - 2, mean_field_solve=solve)
+    return PolicyIteration(evaluation_sweeps=0 if exact else HORIZON - 2, mean_field_solve=solve)
 
 
 @functools.partial(jax.jit, static_argnames="n")
@@ -137,14 +140,14 @@ def main():
     header = (f"{'game':26s} {'alg':4s} | {'step ms: Bench-MFG':>18s} {'ours same':>10s} {'ratio':>7s} "
               f"{'ours exact':>10s} {'ratio':>7s} | {'to ' + format(args.target, 'g') + ' ms: B-MFG':>16s} "
               f"{'same':>8s} {'exact':>8s} {'best ratio':>10s}")
-    print(header)
-    print("-" * len(header))
+    print(header, flush=True)
+    print("-" * len(header), flush=True)
     for label, name, params, overrides, algorithm, hyper, n in CASES:
         if args.quick and params.get("num_states", 0) >= 10_000:
             continue
         game = games.make(name, dtype=jnp.float32, **params)
-        same_ms, same_values = time_ours(game, our_solver(algorithm, hyper, exact=False), n)
-        exact_ms, exact_values = time_ours(game, our_solver(algorithm, hyper, exact=True), n)
+        same_ms, same_values = time_ours(game, our_solver(algorithm, hyper, False, name), n)
+        exact_ms, exact_values = time_ours(game, our_solver(algorithm, hyper, True, name), n)
         peer, error = time_benchmfg(args.benchmfg_python, overrides, algorithm, hyper, n)
         row = {"game": label, "states": game.num_states, "algorithm": algorithm, "hyper": hyper, "iterations": n,
                "ours_same_step_ms": same_ms, "ours_exact_step_ms": exact_ms,
@@ -153,7 +156,7 @@ def main():
         k_exact, t_exact = to_target(exact_ms, exact_values, args.target)
         row |= {"ours_same_iterations_to_target": k_same, "ours_exact_iterations_to_target": k_exact}
         if peer is None:
-            print(f"{label:26s} {algorithm:4s} | Bench-MFG failed: {error}")
+            print(f"{label:26s} {algorithm:4s} | Bench-MFG failed: {error}", flush=True)
             row["peer_error"] = error
             rows.append(row)
             continue
@@ -166,7 +169,7 @@ def main():
               f"{peer['step_ms'] / same_ms:>6.1f}x {fmt_ms(exact_ms):>10s} {peer['step_ms'] / exact_ms:>6.1f}x | "
               f"{fmt_ms(t_peer):>16s} {fmt_ms(t_same):>8s} {fmt_ms(t_exact):>8s} {ratio:>10s}"
               + ("" if k_peer is not None else f"   (Bench-MFG not within {n} iterations: "
-                                               f"{peer['exploitability'][-1]:.2g})"))
+                                               f"{peer['exploitability'][-1]:.2g})"), flush=True)
         rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -15,3 +15,14 @@ benchmfg="${BENCHMFG_VENV:-$root/benchmfg-venv}"
 python3 -m venv "$benchmfg"
 "$benchmfg/bin/pip" install -q bench-mfg-suite==0.1.3
 echo "Bench-MFG installed in $benchmfg"
+# MFAX is not on PyPI: a source copy, and Python 3.10 (its parameter dataclasses hold jax
+# arrays as defaults, which Python 3.11+ refuses). ../mfax-src, ../mfax-venv310.
+mfax_src="${MFAX_SRC:-$root/mfax-src}"
+[ -d "$mfax_src" ] || git clone -q https://github.com/CWibault/mfax "$mfax_src"
+mfax_venv="${MFAX_VENV:-$root/mfax-venv310}"
+"${PYTHON310:-python3.10}" -m venv "$mfax_venv"
+"$mfax_venv/bin/pip" install -q --upgrade pip
+"$mfax_venv/bin/pip" install -q "jax==0.5.3" "jaxlib==0.5.3" "flax==0.10.5" "chex==0.1.86" \
+    "distrax==0.1.5" "optax==0.2.3" "numpy==1.26.4" gymnasium matplotlib seaborn
+"$mfax_venv/bin/pip" install -q --no-deps "gymnax==0.0.8"   # its gym pin backtracks for ever
+echo "MFAX: PYTHONPATH=$mfax_src $mfax_venv/bin/python"

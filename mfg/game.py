@@ -56,6 +56,19 @@ def action_sum(values: jax.Array) -> jax.Array:
     return total
 
 
+def action_max(values: jax.Array) -> jax.Array:
+    """max_a values[..., a]: [..., A] -> [...], column by column for short action axes
+    (the reason is ``action_sum``'s: on Lasry-Lions at 10^4 states a Bellman sweep's
+    reduction over 3 actions took 380 us as a reduction and 13 us as columns)."""
+    num_actions = values.shape[-1]
+    if num_actions > ACTION_COLUMNS_MAX:
+        return values.max(axis=-1)
+    best = values[..., 0]
+    for a in range(1, num_actions):
+        best = jnp.maximum(best, values[..., a])
+    return best
+
+
 def state_marginal(joint: jax.Array) -> jax.Array:
     """mu(s) = sum_a L(s, a) for L [..., S, A]."""
     return action_sum(joint)

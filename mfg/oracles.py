@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from mfg.game import MeanFieldGame
+from mfg.game import MeanFieldGame, action_max, action_sum
 from mfg.transitions import expected_next, push_forward, to_dense
 
 __all__ = [
@@ -128,19 +128,21 @@ def soft_value(q: jax.Array, temperature, regularized: bool | None = None) -> ja
     if regularized is None:
         return _branch(temperature, lambda reg: soft_value(q, temperature, reg))
     if not regularized:
-        return q.max(axis=-1)
+        return action_max(q)
     _, safe = _safe_temperature(temperature, q.dtype)
-    return safe * jax.nn.logsumexp(q / safe, axis=-1)
+    # logsumexp with the short action axis reduced column by column (``action_sum``)
+    top = jax.lax.stop_gradient(action_max(q))
+    return top + safe * jnp.log(action_sum(jnp.exp((q - top[..., None]) / safe)))
 
 
 def policy_value(q: jax.Array, policy: jax.Array, temperature, regularized: bool | None = None) -> jax.Array:
     """sum_a pi(a|s) (q(s, a) - lambda log pi(a|s)) over the last axis."""
     if regularized is None:
         return _branch(temperature, lambda reg: policy_value(q, policy, temperature, reg))
-    value = jnp.sum(policy * q, axis=-1)
+    value = action_sum(policy * q)
     if not regularized:
         return value
-    entropy = -jnp.sum(jax.scipy.special.xlogy(policy, policy), axis=-1)
+    entropy = -action_sum(jax.scipy.special.xlogy(policy, policy))
     return value + jnp.asarray(temperature, q.dtype) * entropy
 
 
@@ -423,7 +425,7 @@ def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array,
 
         def iterate(_):
             return _iterate_bellman(
-                game, lambda v: r_pi + game.discount * jnp.sum(policy * expected_next(transition, v), -1))
+                game, lambda v: r_pi + game.discount * action_sum(policy * expected_next(transition, v)))
 
         if game.num_states > DENSE_SOLVE_MAX_STATES:
             v = iterate(None)

@@ -198,7 +198,10 @@ def push_forward(transition: Transition, joint: jax.Array) -> jax.Array:
     mass = (joint[..., None] * transition.probs).reshape(-1)
     if transition.pull_sources is not None:
         padded = jnp.concatenate([mass, jnp.zeros((1,), mass.dtype)])
-        return padded[transition.pull_sources].sum(axis=-1)
+        gathered = padded[transition.pull_sources]                              # [S, J]
+        if gathered.shape[-1] <= _UNROLLED_SUCCESSORS:      # short minor axis: column adds (see below)
+            return sum(gathered[:, j] for j in range(gathered.shape[-1]))
+        return gathered.sum(axis=-1)
     num_states = joint.shape[0]
     return jax.ops.segment_sum(
         mass, transition.next_state.reshape(-1), num_segments=num_states

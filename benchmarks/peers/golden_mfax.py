@@ -1,9 +1,10 @@
 """Golden values from MFAX itself (CWibault/mfax, a source copy), in float64.
 
     JAX_ENABLE_X64=1 PYTHONPATH=../mfax-src ../mfax-venv/bin/python \
-        benchmarks/peers/golden_mfax.py > tests/data/golden_mfax.json
+        benchmarks/peers/golden_mfax.py tests/data/golden_mfax.json
 
-(``benchmarks/install_peers.sh`` makes both.)  MFAX has no tabular algorithm in common
+(``benchmarks/install_peers.sh`` makes both; MFAX needs Python <= 3.10: its parameter
+dataclasses hold jax arrays as defaults, which Python 3.11's dataclasses refuse.)  MFAX has no tabular algorithm in common
 with this library (its methods train policy networks), so the goldens are MFAX's own
 exploitability (``mfax.algos.hsm.exploitability.exploitability``: the mean-field rollout,
 the policy's returns by backward evaluation and the best response by backward induction,
@@ -38,6 +39,17 @@ def main() -> None:
         sys.exit("run with JAX_ENABLE_X64=1 (golden values are float64)")
     from mfax.algos.hsm.exploitability import exploitability
     from mfax.envs import make_env
+    from mfax.envs.base.toy import beach_bar_1d
+
+    # MFAX's beach bar fails under float64 (``lax.select`` of its int64 bar location
+    # against int32 states); the same projection with the dtypes aligned, nothing else.
+    def project_to_legal(self, prev_state, proposed_state, bar_loc):
+        bar_loc = jnp.asarray(bar_loc).astype(proposed_state.dtype)
+        from_left = (prev_state < bar_loc) & (proposed_state >= bar_loc)
+        from_right = (prev_state > bar_loc) & (proposed_state <= bar_loc)
+        return jax.lax.select(from_right, bar_loc + 1, jax.lax.select(from_left, bar_loc - 1, proposed_state))
+
+    beach_bar_1d.BaseBeachBar1DEnvironment._project_to_legal = project_to_legal
 
     records = []
     for task, keys in (("linear_quadratic", [0]), ("beach_bar_1d", [0, 1])):
@@ -61,7 +73,9 @@ def main() -> None:
                     record["bar_location"] = int(results.mf_sequence.aggregate_s.bar_loc[0, 0])
                 records.append(record)
                 print(task, name, key, record["exploitability"], file=sys.stderr)
-    json.dump({"peer": "mfax (CWibault/mfax, source copy)", "records": records}, sys.stdout, indent=1)
+    # (a file, not stdout: MFAX prints to stdout while it rolls out)
+    with open(sys.argv[1], "w") as out:
+        json.dump({"peer": "mfax (CWibault/mfax, source copy; run under Python 3.10)", "records": records}, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.game import MeanFieldGame, make_game
+from mfg.game import MeanFieldGame, action_max, action_sum, make_game
 from mfg.games._common import combine_moves, fixed_kernel, grid_kernel
 from mfg.oracles import truncated_q_values
 from mfg.transitions import SparseTransition, push_forward
@@ -467,4 +467,4 @@ def benchmfg_exploitability(game: MeanFieldGame, policy: jax.Array, initial_mean
         return jnp.zeros((), dtype)
     q_pi = truncated_q_values(game, joint, policy, 0.0, sweeps=horizon - 1)
     q_star = truncated_q_values(game, joint, None, 0.0, sweeps=horizon - 1)
-    return jnp.dot(mu, q_star.max(-1) - jnp.sum(policy * q_pi, -1))
+    return jnp.dot(mu, action_max(q_star) - action_sum(policy * q_pi))
