@@ -47,7 +47,7 @@ def case_id(case) -> str:
 
 # (case id, checkpoints): iterates that Bench-MFG's fixed-step iteration makes chaotic
 # (oscillating OMD at eta / tau = 0.5 on Lasry-Lions, two basins in the multiple-equilibria
-# game, greedy ties among blocked moves in four rooms).  Measured: a 1e-14 change of the initial policy moves them by 1e-5 to 4x;
+# game, greedy ties among blocked moves in four rooms, kinetic congestion's rounded kernel).  Measured: a 1e-14 change of the initial policy moves them by 1e-5 to 4x;
 # in four rooms, where walls make several moves land on the same cell, the greedy step
 # faces Q-values that tie exactly, so its argmax (first maximiser, in both libraries)
 # follows the summation order from the first iteration on.
@@ -57,6 +57,7 @@ ROUNDING = {   # case -> (checkpoints, how the test shows the sensitivity: "nudg
     "multiple_equilibria-omd-learning_rate0.005-temperature0.2": ([100], "nudge"),
     "multiple_equilibria-omd-learning_rate0.1-temperature0.2": ([10], "nudge"),
     "multiple_equilibria-pi-variantboltzmann_policy_iteration-temperature0.2": ([10], "nudge"),
+    "kinetic_congestion-pi-variantsmooth_policy_iteration-damped_constantNone": ([10], "nudge"),
     "four_rooms-pi-variantpolicy_iteration": ([1, 10, 100], "ties"),
     "four_rooms-pi-variantsmooth_policy_iteration-damped_constant0.4": ([1, 10, 100], "ties"),
     "four_rooms-pi-variantsmooth_policy_iteration-damped_constantNone": ([1, 10, 100], "ties"),

@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.game import MeanFieldGame, action_max, action_sum, make_game
+from mfg.game import MeanFieldGame, make_game
 from mfg.games._common import combine_moves, fixed_kernel, grid_kernel
-from mfg.oracles import truncated_q_values
+from mfg.oracles import action_max, action_sum, truncated_q_values
 from mfg.transitions import SparseTransition, push_forward
 
 __all__ = [
