@@ -69,6 +69,30 @@ def action_max(values: jax.Array) -> jax.Array:
     return best
 
 
+# Below this many rows a reduction over the action axis stays one reduce kernel: small
+# games are launch-bound, and column adds there issue more kernels (MFGLib's 100-state
+# beach bar, OMD step: 0.016 -> 0.08 ms).  From it on, column adds: XLA:CPU's minor-axis
+# reduce is an unfused loop (381 us against 13 us a sweep on a 10^4-state chain; equal
+# at 1,000 states).
+COLUMN_REDUCTION_MIN_ROWS = 2048
+
+
+def columns_pay(values: jax.Array) -> bool:
+    """Static: is the action axis of ``values`` [..., A] better reduced as columns?"""
+    return values.size // max(values.shape[-1], 1) >= COLUMN_REDUCTION_MIN_ROWS
+
+
+def sum_over_actions(values: jax.Array) -> jax.Array:
+    """sum over the last (action) axis, as one reduce or as columns, whichever is faster
+    for its size (``columns_pay``)."""
+    return action_sum(values) if columns_pay(values) else values.sum(axis=-1)
+
+
+def max_over_actions(values: jax.Array) -> jax.Array:
+    """max over the last (action) axis, sized like ``sum_over_actions``."""
+    return action_max(values) if columns_pay(values) else values.max(axis=-1)
+
+
 def state_marginal(joint: jax.Array) -> jax.Array:
     """mu(s) = sum_a L(s, a) for L [..., S, A]."""
     return action_sum(joint)

@@ -27,9 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from mfg.game import MeanFieldGame
-from mfg.game import action_max as _column_max
-from mfg.game import action_sum as _column_sum
+from mfg.game import MeanFieldGame, columns_pay, max_over_actions, sum_over_actions
 from mfg.transitions import expected_next, push_forward, to_dense
 
 __all__ = [
@@ -39,6 +37,7 @@ __all__ = [
     "mean_field_flow",
     "stationary_mean_field",
     "solve_mean_field",
+    "mean_field_and_stats",
     "induced_mean_field",
     "policy_q_values",
     "truncated_q_values",
@@ -67,27 +66,6 @@ _SWEEP_NS_OVERHEAD = 1500.0
 UNROLL = 4  # partial unrolling of the epoch scans: fewer loop overheads on small grids
 BATCHED_REWARD_MAX_PAIRS = 1 << 16  # see _backward_q
 FULL_UNROLL_MAX_STEPS = 16  # epoch scans this short are unrolled whole (see _unroll)
-
-
-# Below this many rows, a reduction over the action axis stays one reduce kernel (small
-# games are launch-bound: column adds issue more kernels, the 100-state beach bar's OMD step
-# went 0.016 -> 0.08 ms); from it on, column adds (XLA:CPU's minor-axis reduce is an unfused
-# loop: 381 us against 13 us a sweep on a 10^4-state chain; equal at 1,000).
-COLUMN_REDUCTION_MIN_ROWS = 2048
-
-
-def action_sum(values: jax.Array) -> jax.Array:
-    """sum over the last (action) axis, in the form that is fastest for its size."""
-    if values.size // max(values.shape[-1], 1) < COLUMN_REDUCTION_MIN_ROWS:
-        return values.sum(axis=-1)
-    return _column_sum(values)
-
-
-def action_max(values: jax.Array) -> jax.Array:
-    """max over the last (action) axis, in the form that is fastest for its size."""
-    if values.size // max(values.shape[-1], 1) < COLUMN_REDUCTION_MIN_ROWS:
-        return values.max(axis=-1)
-    return _column_max(values)
 
 
 def _unroll(num_steps: int):
@@ -151,23 +129,23 @@ def soft_value(q: jax.Array, temperature, regularized: bool | None = None) -> ja
     if regularized is None:
         return _branch(temperature, lambda reg: soft_value(q, temperature, reg))
     if not regularized:
-        return action_max(q)
+        return max_over_actions(q)
     _, safe = _safe_temperature(temperature, q.dtype)
-    if q.size // q.shape[-1] < COLUMN_REDUCTION_MIN_ROWS:
+    if not columns_pay(q):
         return safe * jax.nn.logsumexp(q / safe, axis=-1)
-    # logsumexp with the short action axis reduced column by column (``action_sum``)
-    top = jax.lax.stop_gradient(action_max(q))
-    return top + safe * jnp.log(action_sum(jnp.exp((q - top[..., None]) / safe)))
+    # logsumexp with the short action axis reduced column by column
+    top = jax.lax.stop_gradient(max_over_actions(q))
+    return top + safe * jnp.log(sum_over_actions(jnp.exp((q - top[..., None]) / safe)))
 
 
 def policy_value(q: jax.Array, policy: jax.Array, temperature, regularized: bool | None = None) -> jax.Array:
     """sum_a pi(a|s) (q(s, a) - lambda log pi(a|s)) over the last axis."""
     if regularized is None:
         return _branch(temperature, lambda reg: policy_value(q, policy, temperature, reg))
-    value = action_sum(policy * q)
+    value = sum_over_actions(policy * q)
     if not regularized:
         return value
-    entropy = -action_sum(jax.scipy.special.xlogy(policy, policy))
+    entropy = -sum_over_actions(jax.scipy.special.xlogy(policy, policy))
     return value + jnp.asarray(temperature, q.dtype) * entropy
 
 
@@ -451,7 +429,7 @@ def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array,
 
         def iterate(_):
             return _iterate_bellman(
-                game, lambda v: r_pi + game.discount * action_sum(policy * expected_next(transition, v)))
+                game, lambda v: r_pi + game.discount * sum_over_actions(policy * expected_next(transition, v)))
 
         if game.num_states > DENSE_SOLVE_MAX_STATES:
             v = iterate(None)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from mfg.game import MeanFieldGame, uniform_policy
 from mfg.oracles import MeanFieldSolve, mean_field_and_stats
 
-__all__ = ["SolverState", "Solver", "initial_state", "random_policy", "pytree_dataclass", "induce",
+__all__ = ["SolverState", "Solver", "initial_state", "random_policy", "pytree_dataclass",
            "coerce_mean_field_solve"]
 
 
@@ -88,13 +88,6 @@ def coerce_mean_field_solve(solver) -> None:
         object.__setattr__(solver, "mean_field_solve", MeanFieldSolve.of(value))
 
 
-def induce(game: MeanFieldGame, policy: jax.Array, solve: MeanFieldSolve | None = None,
-           previous: jax.Array | None = None):
-    """(mean field induced by ``policy``, its solve's stats): ``mfg.oracles.mean_field_and_stats``
-    with the solver's ``mean_field_solve`` and its previous mean field (for warm starts)."""
-    return mean_field_and_stats(game, policy, solve, previous)
-
-
 def initial_state(game: MeanFieldGame, policy: jax.Array | None, extra: Any = None,
                   solve: MeanFieldSolve | None = None) -> SolverState:
     """The state at iteration 0: ``policy`` (uniform by default) and its mean field
@@ -105,7 +98,7 @@ def initial_state(game: MeanFieldGame, policy: jax.Array | None, extra: Any = No
             f"initial policy must have shape {game.policy_shape} for game {game.name!r}, "
             f"got {policy.shape}."
         )
-    mean_field, stats = induce(game, policy, solve)
+    mean_field, stats = mean_field_and_stats(game, policy, solve)
     return SolverState(
         policy=policy,
         mean_field=mean_field,

@@ -19,8 +19,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from mfg.oracles import MeanFieldSolve, best_response, optimal_q_values
-from solvers.base import SolverState, coerce_mean_field_solve, induce, initial_state, pytree_dataclass
+from mfg.oracles import MeanFieldSolve, mean_field_and_stats, best_response, optimal_q_values
+from solvers.base import SolverState, coerce_mean_field_solve, initial_state, pytree_dataclass
 
 __all__ = ["FictitiousPlay"]
 
@@ -44,7 +44,7 @@ class FictitiousPlay:
     def step(self, game, state: SolverState) -> SolverState:
         q = optimal_q_values(game, state.mean_field, self.temperature)
         response = best_response(q, self.temperature, self.tie_break)
-        response_field, _ = induce(game, response, self.mean_field_solve, state.mean_field)
+        response_field, _ = mean_field_and_stats(game, response, self.mean_field_solve, state.mean_field)
         dtype = state.policy.dtype
         harmonic = 1.0 / (state.iteration.astype(dtype) + 2.0)
         alpha = jnp.where(jnp.asarray(self.learning_rate, dtype) > 0, self.learning_rate, harmonic)
@@ -54,5 +54,5 @@ class FictitiousPlay:
         denom = (1 - alpha) * mu + alpha * mu_br
         uniform = jnp.full_like(numer, 1.0 / game.num_actions)
         policy = jnp.where(denom > 0, numer / jnp.where(denom > 0, denom, 1.0), uniform)
-        mean_field, stats = induce(game, policy, self.mean_field_solve, state.mean_field)
+        mean_field, stats = mean_field_and_stats(game, policy, self.mean_field_solve, state.mean_field)
         return SolverState(policy, mean_field, state.iteration + 1, None, stats)

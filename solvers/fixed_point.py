@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mfg.oracles import MeanFieldSolve, best_response, optimal_q_values
-from solvers.base import SolverState, coerce_mean_field_solve, induce, initial_state, pytree_dataclass
+from mfg.oracles import MeanFieldSolve, mean_field_and_stats, best_response, optimal_q_values
+from solvers.base import SolverState, coerce_mean_field_solve, initial_state, pytree_dataclass
 
 __all__ = ["FixedPoint"]
 
@@ -43,5 +43,5 @@ class FixedPoint:
         q = optimal_q_values(game, state.mean_field, backup_temperature)
         response = best_response(q, self.temperature)
         policy = (1 - self.damping) * state.policy + self.damping * response
-        mean_field, stats = induce(game, policy, self.mean_field_solve, state.mean_field)
+        mean_field, stats = mean_field_and_stats(game, policy, self.mean_field_solve, state.mean_field)
         return SolverState(policy, mean_field, state.iteration + 1, None, stats)

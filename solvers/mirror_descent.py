@@ -24,8 +24,8 @@ import jax.numpy as jnp
 
 from typing import Any
 
-from mfg.oracles import MeanFieldSolve, policy_q_values, truncated_q_values
-from solvers.base import SolverState, coerce_mean_field_solve, induce, initial_state, pytree_dataclass
+from mfg.oracles import MeanFieldSolve, mean_field_and_stats, policy_q_values, truncated_q_values
+from solvers.base import SolverState, coerce_mean_field_solve, initial_state, pytree_dataclass
 
 __all__ = ["MirrorDescent"]
 
@@ -63,5 +63,5 @@ class MirrorDescent:
         q = self._q_values(game, state)
         logits = (1 - self.learning_rate * self.temperature) * state.extra + self.learning_rate * q
         policy = jax.nn.softmax(logits, axis=-1)
-        mean_field, stats = induce(game, policy, self.mean_field_solve, state.mean_field)
+        mean_field, stats = mean_field_and_stats(game, policy, self.mean_field_solve, state.mean_field)
         return SolverState(policy, mean_field, state.iteration + 1, logits, stats)

@@ -29,8 +29,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from mfg.oracles import MeanFieldSolve, best_response, policy_q_values, truncated_q_values
-from solvers.base import SolverState, coerce_mean_field_solve, induce, initial_state, pytree_dataclass
+from mfg.oracles import MeanFieldSolve, mean_field_and_stats, best_response, policy_q_values, truncated_q_values
+from solvers.base import SolverState, coerce_mean_field_solve, initial_state, pytree_dataclass
 
 __all__ = ["PolicyIteration"]
 
@@ -76,7 +76,7 @@ class PolicyIteration:
         else:
             q = policy_q_values(game, state.mean_field, state.policy)
         policy = best_response(q, self.softmax_temperature, self.tie_break)
-        induced, stats = induce(game, policy, self.mean_field_solve, state.mean_field)
+        induced, stats = mean_field_and_stats(game, policy, self.mean_field_solve, state.mean_field)
         if self.mean_field_update == "induced":
             return SolverState(policy, induced, state.iteration + 1, None, stats)
         dtype = policy.dtype

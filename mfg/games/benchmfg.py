@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.game import MeanFieldGame, make_game
+from mfg.game import MeanFieldGame, make_game, max_over_actions, sum_over_actions
 from mfg.games._common import combine_moves, fixed_kernel, grid_kernel
-from mfg.oracles import action_max, action_sum, truncated_q_values
+from mfg.oracles import truncated_q_values
 from mfg.transitions import SparseTransition, push_forward
 
 __all__ = [
@@ -116,12 +116,15 @@ def _chain_kernel(name: str, num_states: int, noise_prob, noisy: bool, kernel: s
     return _fixed_game(name, _chain_table(num_states, noisy), noise_prob, kernel)
 
 
+def _chain_reward(params, state_term):
+    """r(x, a) = -c_move |a - 1| + state_term(x), the form of every 1-D chain: [S, 3]."""
+    direction = jnp.arange(3, dtype=state_term.dtype) - 1
+    return (-params["movement"] * jnp.abs(direction))[None, :] + state_term[:, None]
+
+
 def _lasry_lions_reward(params, t, mu):
     x = jnp.arange(mu.shape[0], dtype=mu.dtype)
-    direction = jnp.arange(3, dtype=mu.dtype) - 1
-    center = params["center_attraction"] * (x - params["center"]) ** 2
-    crowd = params["crowd"] * mu
-    return (-params["movement"] * jnp.abs(direction))[None, :] - (center + crowd)[:, None]
+    return _chain_reward(params, -params["center_attraction"] * (x - params["center"]) ** 2 - params["crowd"] * mu)
 
 
 def benchmfg_lasry_lions(num_states: int = 7, crowd_penalty: float = 40.0, movement_penalty: float = 2.0,
@@ -143,9 +146,7 @@ def benchmfg_lasry_lions(num_states: int = 7, crowd_penalty: float = 40.0, movem
 
 
 def _no_interaction_reward(params, t, mu):
-    x = jnp.arange(mu.shape[0], dtype=mu.dtype)
-    direction = jnp.arange(3, dtype=mu.dtype) - 1
-    return (-params["movement"] * jnp.abs(direction))[None, :] + x[:, None]
+    return _chain_reward(params, jnp.arange(mu.shape[0], dtype=mu.dtype))
 
 
 def benchmfg_no_interaction(num_states: int = 7, movement_penalty: float = 0.1, noise_prob=_CHAIN_NOISE,
@@ -162,10 +163,8 @@ def benchmfg_no_interaction(num_states: int = 7, movement_penalty: float = 0.1, 
 
 def _multiple_equilibria_reward(params, t, mu):
     x = jnp.arange(mu.shape[0], dtype=mu.dtype)
-    direction = jnp.arange(3, dtype=mu.dtype) - 1
     distance = jnp.min(jnp.abs(x[:, None] - params["targets"][None, :]), axis=1)
-    state_term = -params["attraction"] * distance + params["alpha"] * mu
-    return (-params["movement"] * jnp.abs(direction))[None, :] + state_term[:, None]
+    return _chain_reward(params, -params["attraction"] * distance + params["alpha"] * mu)
 
 
 def benchmfg_multiple_equilibria(num_states: int = 7, alpha: float = 5.0, beta: float = 20.0,
@@ -467,4 +466,4 @@ def benchmfg_exploitability(game: MeanFieldGame, policy: jax.Array, initial_mean
         return jnp.zeros((), dtype)
     q_pi = truncated_q_values(game, joint, policy, 0.0, sweeps=horizon - 1)
     q_star = truncated_q_values(game, joint, None, 0.0, sweeps=horizon - 1)
-    return jnp.dot(mu, action_max(q_star) - action_sum(policy * q_pi))
+    return jnp.dot(mu, max_over_actions(q_star) - sum_over_actions(policy * q_pi))
