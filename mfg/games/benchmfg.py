@@ -70,7 +70,7 @@ class NoiseKernel:
     """Transition fn of a mean-field-dependent successor map (hashable: static in the game).
 
     ``successors(params, mu)`` gives the [S, A, N] next states at mu, each reached with
-    probability params["noise_prob"][n]."""
+    probability ``params["noise_prob"][n]``."""
 
     successors: Callable
 
