@@ -146,6 +146,23 @@ class EvaluationConfig(_Strict):
     hpa_target_utilization: list[float] = Field([0.5, 0.6, 0.7, 0.8, 0.9], description="HPA targets swept")
     kpa_target_concurrency: list[float] = Field([0.4, 0.55, 0.7, 0.85, 1.0],
                                                 description="KPA targets (in-flight requests per container) swept")
+    simulator: Literal["minute", "tick"] = Field(
+        "minute", description="'minute': the particle simulator (experiments.serverless); 'tick': the tick "
+        "simulator with the online NAC policy trained on another day (experiments.tick_comparison)")
+    setting: Literal["roomy", "tight", "congested"] = Field("tight", description="tick: the cluster setting "
+                                                           "(mfg.serverless.settings)")
+    start_minute: int = Field(900, ge=0, lt=1440, description="tick: first minute of the evaluated window "
+                              "(900: 15:00, before the daily peak)")
+    train_minutes: int = Field(1440, gt=0, le=1440, description="tick: minutes of the training day learned from")
+    train_episodes: int = Field(2, gt=0, description="tick: passes of the online learner over the training day")
+    prices: list[float] = Field([0.02], min_length=1, description="tick: prices of an allocated core-second "
+                                "(in SLO violations) the online learner is trained at, one point each")
+    learner_actions: Literal["targets", "moves"] = Field("targets", description="tick: the online learner's "
+                                                         "actions (mfg.serverless.learned)")
+    learner: Literal["linear", "neural"] = Field("linear", description="tick: the online learner's actor and "
+                                                 "critic: linear in RBF features (mfg.serverless.learned) or "
+                                                 "MLPs (mfg.serverless.learned_neural)")
+    max_containers: int = Field(200, gt=0, description="tick: the most containers one function may have")
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -155,6 +172,16 @@ class EvaluationConfig(_Strict):
             raise ValueError(f"hpa_target_utilization values must lie in (0, 1], got {self.hpa_target_utilization}")
         if any(c <= 0 for c in self.kpa_target_concurrency):
             raise ValueError(f"kpa_target_concurrency values must be > 0, got {self.kpa_target_concurrency}")
+        if any(not (p >= 0 and p < float("inf")) for p in self.prices):
+            raise ValueError(f"prices must be numbers >= 0, got {self.prices}")
+        if self.simulator == "tick":
+            if self.workload != "synthetic":
+                raise ValueError("the tick comparison trains and evaluates on synthetic days (workload "
+                                 f"'synthetic'); got the trace folder {self.workload!r}, which the minute "
+                                 "simulator reads")
+            if self.start_minute + self.minutes > 1440:
+                raise ValueError(f"start_minute + minutes must stay within the day (1440), got "
+                                 f"{self.start_minute} + {self.minutes}")
         if self.workload != "synthetic" and not Path(self.workload).is_dir():
             raise ValueError(f"workload must be 'synthetic' or an existing folder of trace files, "
                              f"got {self.workload!r}")

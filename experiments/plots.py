@@ -18,7 +18,8 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["plot_convergence", "RESIDUALS", "plot_latency_cdf", "plot_slo_vs_cpu", "plot_pressure"]
+__all__ = ["plot_convergence", "RESIDUALS", "plot_latency_cdf", "plot_slo_vs_cpu", "plot_pressure",
+           "plot_frontiers", "plot_online_training"]
 
 RESIDUALS = {
     "mean_field_residual": r"mean-field residual $\|\Gamma_2(\pi_t, L_t) - L_t\|_1$",
@@ -180,4 +181,72 @@ def plot_pressure(results: Mapping, path: str, capacity_knee: float | None = Non
              title="cluster pressure, the mean field every function sees")
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_frontiers(settings: Mapping[str, list], path: str, floor: Mapping[str, float] | None = None) -> str:
+    """One panel per cluster setting: every policy on the (cores per function, SLO
+    violations) plane, mean over evaluation days with their min-max as bars.
+
+    ``settings``: setting -> rows with ``policy``, ``knob``, ``allocated_cores``,
+    ``slo_violations`` and its ``slo_violations_range`` (``benchmarks/serverless_learned.py``'s
+    means).  A family's swept knobs are joined by a line; each family has its own marker
+    and colour, the legend sits below the panels (off the data), the axes fit the points,
+    and ``floor`` (setting -> violations no policy avoids) is a dotted line.
+    """
+    plt = _pyplot()
+    panels = list(settings)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "os^Dv<>p*hX"
+    families = list(dict.fromkeys(row["policy"] for rows in settings.values() for row in rows))
+    for axis, setting in zip(axes[0], panels):
+        rows = settings[setting]
+        for index, family in enumerate(families):
+            members = sorted((r for r in rows if r["policy"] == family), key=lambda r: r["allocated_cores"])
+            if not members:
+                continue
+            x = np.array([r["allocated_cores"] for r in members])
+            y = np.array([r["slo_violations"] for r in members])
+            low = y - np.array([r.get("slo_violations_range", [v, v])[0] for r, v in zip(members, y)])
+            high = np.array([r.get("slo_violations_range", [v, v])[1] for r, v in zip(members, y)]) - y
+            axis.errorbar(x, y, yerr=[low, high], marker=markers[index % len(markers)],
+                          color=colors[index % len(colors)], linestyle="-" if len(members) > 1 else "none",
+                          markersize=6, capsize=2, linewidth=1, label=family)
+        if floor and setting in floor:
+            axis.axhline(floor[setting], color="0.4", linestyle=":", linewidth=1, label="violations floor")
+        axis.set(xscale="log", yscale="log", xlabel="allocated cores per function", title=setting)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("SLO violations (share of requests)")
+    handles = {}
+    for axis in axes[0]:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(handles) // 4), 1, 1))
+    return _save(fig, path)
+
+
+def plot_online_training(histories: Mapping[str, Mapping[str, np.ndarray]], path: str,
+                         phase_minutes: float | None = None) -> str:
+    """The online learner's diagnostics per actor phase (``mfg.serverless.learned.History``):
+    mean squared TD error, policy change (total variation), entropy, and the population's
+    SLO violations and cores per function while it learns, one colour per run."""
+    plt = _pyplot()
+    panels = (("td_error", "mean squared TD error", True), ("policy_change", "policy change (TV)", True),
+              ("entropy", "policy entropy (nats)", False), ("violations", "SLO violations", True),
+              ("cores", "cores per function", False), ("pressure", "pressure", False))
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6), constrained_layout=True)
+    for axis, (name, label, log) in zip(axes.ravel(), panels):
+        for index, (run, history) in enumerate(histories.items()):
+            values = np.asarray(history[name], np.float64)
+            t = np.arange(1, values.size + 1) * (phase_minutes / 60.0 if phase_minutes else 1.0)
+            axis.plot(t, np.maximum(values, 1e-12) if log else values, linewidth=1, label=run,
+                      marker="os^Dv"[index % 5], markevery=max(1, values.size // 12), markersize=4)
+        axis.set(ylabel=label, xlabel="training time (h)" if phase_minutes else "actor phase",
+                 yscale="log" if log else "linear")
+        axis.grid(True, alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     return _save(fig, path)

@@ -478,19 +478,23 @@ def evaluate_nplayer_run(folder: RunFolder, config: ExperimentConfig, game, poli
 
 def evaluate_run(folder: RunFolder, config: ExperimentConfig, game, policy, progress: bool = True,
                  tag: str | None = None) -> dict:
-    """The serverless comparison (``experiments.serverless.compare``) of a run's policy.
+    """The serverless comparison of a run's policy (``experiments.serverless.compare``, or
+    ``experiments.tick_comparison.compare_ticks`` with ``evaluation.simulator: tick``).
 
     Results go to ``evaluation/`` and the plots to ``plots/``; with a ``tag`` (``mfg eval
     --tag``) both go to ``evaluation-TAG/`` so that several evaluations of one policy coexist.
     """
-    from experiments.serverless import compare
+    from experiments.serverless import compare as compare_minutes
+    from experiments.tick_comparison import compare_ticks
 
     def log(message: str) -> None:
         folder.log(message)
         if progress:
             print(message, file=sys.stderr, flush=True)
 
-    log("evaluating the policy against the baselines on the particle simulator")
+    tick = config.evaluation.simulator == "tick"
+    log(f"evaluating the policy against the baselines on the {'tick' if tick else 'particle'} simulator")
+    compare = compare_ticks if tick else compare_minutes
     out = folder.root / ("evaluation" if tag is None else f"evaluation-{tag}")
     plots = folder.plots if tag is None else out / "plots"
     return compare(config, np.asarray(policy), game, out, plots, log=log)

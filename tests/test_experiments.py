@@ -191,9 +191,55 @@ SMALL_EVALUATION = ["evaluation.num_functions=40", "evaluation.pool_functions=60
                     "evaluation.hpa_target_utilization=[0.7]", "evaluation.kpa_target_concurrency=[0.5, 1.0]"]
 
 
-def test_default_run_trains_evaluates_and_writes_the_run_folder(tmp_path, capsys):
-    """`mfg run` (shortened): NAC on the serverless game, then the comparison with every baseline."""
-    overrides = ["run.iterations=20", "run.chunk_size=10"] + SMALL_EVALUATION
+SMALL_TICK = ["evaluation.num_functions=20", "evaluation.pool_functions=60", "evaluation.minutes=20",
+              "evaluation.start_minute=1000", "evaluation.train_minutes=30", "evaluation.train_episodes=1",
+              "evaluation.hpa_target_utilization=[0.5]", "evaluation.kpa_target_concurrency=[0.5, 1.0]"]
+
+
+def test_default_run_trains_online_nac_and_compares_on_the_tick_simulator(tmp_path, capsys):
+    """`mfg run` (shortened): NAC on the tabular game, then the online NAC policy and
+    independent RL trained on a training day and compared on a held-out day."""
+    overrides = ["run.iterations=20", "run.chunk_size=10"] + SMALL_TICK
+    assert main(["run", *[x for o in overrides for x in ("--set", o)], "--out", str(tmp_path), "--no-progress"]) == 0
+    run_dir = tmp_path / "default"
+    folder = RunFolder(run_dir)
+    for path in (folder.summary, folder.plots / "convergence.png", folder.plots / "frontier.png",
+                 folder.plots / "online_training.png", run_dir / "evaluation" / "table.md"):
+        assert path.is_file(), path
+    summary = json.loads(folder.summary.read_text())
+    assert set(summary["evaluation"]) == {"vs HPA", "vs KPA", "vs Independent RL"}
+    evaluation = json.loads((run_dir / "evaluation" / "summary.json").read_text())
+    assert evaluation["simulator"] == "tick" and evaluation["setting"] == "tight"
+    assert evaluation["training_day"] != evaluation["evaluation_days"][0]          # trained on another day
+    names = {(r["policy"], r["knob"]) for r in evaluation["policies"]}
+    assert names == {("KPA", "target 0.5"), ("KPA", "target 1"), ("HPA", "target 0.5"),
+                     ("MFG-NAC targets", "price 0.02"), ("independent RL targets", "price 0.02"),
+                     ("tabular MFG (minute game)", "this run")}
+    for row in evaluation["policies"]:
+        assert 0 <= row["slo_violations"] <= 1 and row["allocated_cores"] > 0 and row["days"] == 1
+        assert row["violations_floor"] <= row["slo_violations"] + 1e-9
+    table = (run_dir / "evaluation" / "table.md").read_text()
+    assert table.count("\n| ") == 1 + len(evaluation["policies"]) and "Targets" in table
+    # the same policy evaluated on the roomy setting, into its own folder
+    assert main(["eval", str(run_dir), "--set", "evaluation.setting=roomy", "--tag", "roomy", "--no-progress"]) == 0
+    roomy = json.loads((run_dir / "evaluation-roomy" / "summary.json").read_text())
+    assert roomy["setting"] == "roomy" and set(roomy["targets"]) == {"vs best baseline"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"workload": "."}, "the tick comparison trains and evaluates on synthetic days"),
+    ({"start_minute": 1400, "minutes": 100}, "start_minute \\+ minutes must stay within the day"),
+    ({"prices": [-0.1]}, "prices must be numbers >= 0"),
+    ({"setting": "crowded"}, "setting"),
+])
+def test_bad_tick_comparison_settings_are_refused_by_name(change, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**VALID, "game": {"name": "serverless"}, "evaluation": {"simulator": "tick", **change}}, "test")
+
+
+def test_minute_comparison_trains_evaluates_and_writes_the_run_folder(tmp_path, capsys):
+    """The particle (minute) simulator's comparison: NAC on the serverless game, then every baseline."""
+    overrides = ["run.iterations=20", "run.chunk_size=10", "evaluation.simulator=minute"] + SMALL_EVALUATION
     assert main(["run", *[x for o in overrides for x in ("--set", o)], "--out", str(tmp_path), "--no-progress"]) == 0
     run_dir = tmp_path / "default"
     folder = RunFolder(run_dir)

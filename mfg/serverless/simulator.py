@@ -171,7 +171,9 @@ class Measurement(NamedTuple):
     started service (0 if none); started: their count; violations: how many of them miss
     the SLO (what request logs tell); ready, starting: containers at
     the end of the tick; cpu: cores requested per container; pressure: the cores that the
-    cluster's busy containers wanted / its capacity (the mean field; > 1 when contended).
+    cluster's busy containers wanted / its capacity (the mean field; > 1 when contended);
+    backlog: requests waiting for a slot at the end of the tick (the queue-proxies' and
+    the activator's queue depth).
     """
 
     arrivals: jax.Array
@@ -184,6 +186,7 @@ class Measurement(NamedTuple):
     starting: jax.Array
     cpu: jax.Array
     pressure: jax.Array
+    backlog: jax.Array
 
 
 class View(NamedTuple):
@@ -515,7 +518,7 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     measurement = Measurement(arrivals=a, concurrency=concurrency, usage=used / dt,
                               latency=latency_sum / jnp.maximum(started, 1e-30) * (started > 0), started=started,
                               violations=violations, ready=next_state.ready, starting=starting.sum(1), cpu=state.cpu,
-                              pressure=pressure.astype(dtype))
+                              pressure=pressure.astype(dtype), backlog=queue.sum(1))
     return next_state, sums, measurement, samples, weights
 
 
