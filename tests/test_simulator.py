@@ -264,3 +264,23 @@ def test_contention_passes_leave_an_uncontended_tick_alone():
                         jnp.float32(0.0), u)[1]
     for name in plain:
         np.testing.assert_allclose(np.asarray(passes[name]), np.asarray(plain[name]), rtol=1e-6)
+
+
+def test_one_compilation_serves_every_cluster_capacity():
+    """The settings size a capacity per population and day; it is an argument of the
+    jitted episode, not part of its static configuration."""
+    from mfg.serverless import simulator
+
+    workload = Workload.from_trace(generate_functions(40, seed=0), max_containers=20)
+    functions, arrivals = workload.inputs(workload.sample(10, 0), start=600)
+    policy = KPA(KPAConfig(target=0.7))
+    results = []
+    for capacity in (3.0, 5.0, 40.0):
+        before = simulator._simulate._cache_size()
+        results.append(simulate(Platform(max_containers=20, capacity=capacity), functions, arrivals, policy,
+                                jax.random.key(0), minutes=3))
+        compiled = simulator._simulate._cache_size() - before
+        assert compiled <= (1 if capacity == 3.0 else 0)
+    # and the capacity still acts: the tightest cluster serves with the most contention
+    pressures = [float(np.max(r.series["pressure"])) for r in results]
+    assert pressures[0] > pressures[1] > pressures[2]

@@ -21,6 +21,11 @@ and the simulator at a platform's time resolution (issue 15):
   ``platform``     its constants (``Platform``), the cpu.shares water-filling, Erlang C tables
   ``policies``     the policies it runs: the upstream KPA and HPA, static, scripted sizes,
                    and a tabular game's policy
+  ``learned``      the MFG policy learned online in it: the natural actor-critic on the
+                   N functions (linear; ``learned_neural``: flax.nnx MLPs), target
+                   actions (a KPA target per function) or one-step moves
+  ``comparison``   its training protocol (another day, independent RL without
+                   contention) and the metrics, frontiers and verdicts of a comparison
   ``settings``     workloads from a trace (service times, SLOs) and the roomy / tight /
                    congested cluster settings
   ``hpa``          the Kubernetes Horizontal Pod Autoscaler, as its controller decides

@@ -142,7 +142,7 @@ def cpu_shares(busy: jax.Array, work: jax.Array, slots: jax.Array, cpu: jax.Arra
     """
     busy, work, slots = jnp.asarray(busy), jnp.asarray(work), jnp.asarray(slots)
     cpu = jnp.asarray(cpu, busy.dtype)
-    if math.isinf(capacity):
+    if isinstance(capacity, (int, float)) and math.isinf(capacity):      # static: no contention
         return jnp.asarray(jnp.inf, busy.dtype)
 
     def used(theta):

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -563,8 +564,13 @@ def simulate(platform: Platform, functions: Functions, arrivals: MinuteCounts | 
                          f"({largest} cores); allowed: a capacity of at least one container")
     edges = tuple(float(e) for e in (latency_edges() if edges is None else np.asarray(edges)))
     table = ErlangTable.build(platform.max_slots)
-    return _simulate(platform, table, functions, arrivals, policy, key, minutes, initial_containers, initial_cpu,
-                     edges, jnp.dtype(dtype))
+    # a finite capacity is an argument, not part of the static platform: one compilation
+    # serves every cluster size (the settings size the capacity per population and day)
+    contended = not math.isinf(platform.capacity)
+    static = dataclasses.replace(platform, capacity=1.0) if contended else platform
+    capacity = jnp.asarray(platform.capacity if contended else 1.0, jnp.dtype(dtype))
+    return _simulate(static, table, functions, arrivals, policy, key, minutes, initial_containers, initial_cpu,
+                     edges, jnp.dtype(dtype), capacity)
 
 
 def _same_types(new, old):
@@ -575,7 +581,10 @@ def _same_types(new, old):
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 6, 9, 10))
 def _simulate(platform, table, functions, arrivals, policy, key, minutes, initial_containers, initial_cpu, edges,
-              dtype):
+              dtype, capacity):
+    # ``platform.capacity`` is inf (no contention: the static fast path) or a placeholder
+    # for the traced ``capacity``
+    capacity = None if math.isinf(platform.capacity) else capacity
     n = functions.num_functions
     k = platform.ticks_per_minute
     dt = platform.dt
@@ -616,7 +625,7 @@ def _simulate(platform, table, functions, arrivals, policy, key, minutes, initia
         state, policy_state, ordered = lax.cond(decide_now, decide, keep, (state, policy_state))
         uniforms = hash_uniforms(seed, index, (n, 6 * m), dtype)
         state, sums, measurement, samples, weights = serve_tick(platform, table, functions, state, arrivals_now, now,
-                                                                uniforms[:, :4 * m])
+                                                                uniforms[:, :4 * m], capacity)
         policy_state = _same_types(policy.record(policy_state, measurement, now), policy_state)
         sums["cold_starts"] = ordered
         totals = {name: totals[name] + sums[name] for name in totals}
