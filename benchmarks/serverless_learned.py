@@ -2,6 +2,10 @@
 
     python benchmarks/serverless_learned.py compare [--functions 1000] [--eval-days 2 3 4 5 6]
     python benchmarks/serverless_learned.py compare --learners neural --results benchmarks/results_serverless_neural.json
+    python benchmarks/serverless_learned.py compare --learners none --kpa-targets 1.5 2 3 5 --hpa-targets \\
+        --results benchmarks/results_serverless_wider.json    # the baselines' sweeps widened
+    python benchmarks/serverless_learned.py compare --learners moves --settings congested \\
+        --results benchmarks/results_serverless_moves.json    # independent RL with moves
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
@@ -20,9 +24,10 @@ baseline's frontier interpolated linearly in cores between its swept points).  W
 its own results file; ``report`` merges the files, prints the tables and verdicts, and
 draws the frontier plot.
 
-``transfer`` trains at N = 1,000 (tight, price 0.02) and evaluates the same policy at
-N = 1,000 and at ``--functions`` on the first held-out day (``--minutes`` from 15:00),
-with wall times.
+``transfer`` trains at N = 1,000 (tight, price 0.02) and evaluates the same policy, and
+the KPA at target 0.5 for reference, at N = 1,000 and at ``--functions`` (the same
+1,000 functions repeated: the same mix, so the same mean field in the limit) on the
+first held-out day (``--minutes`` from 15:00), with wall times.
 
 Results go to benchmarks/results_serverless_learned.json (or ``--results``; rewritten
 atomically after every setting).
@@ -31,6 +36,7 @@ atomically after every setting).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -38,6 +44,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from mfg.serverless.comparison import deploy, mean_rows, population, run_policy, train_online, verdicts
 from mfg.serverless.hpa import HPAConfig
@@ -51,6 +58,12 @@ from mfg.serverless.workloads import generate_functions
 
 RESULTS = Path(__file__).with_name("results_serverless_learned.json")
 NEURAL_RESULTS = Path(__file__).with_name("results_serverless_neural.json")
+# the baselines at knobs beyond the first sweep (added after the first results: on the
+# congested setting the moves learner used less CPU than the KPA's cheapest point)
+WIDER_RESULTS = Path(__file__).with_name("results_serverless_wider.json")
+# independent RL with moves, next to a rerun of MFG-NAC moves (added after the moves
+# learner led on the congested setting: is it the mean field?)
+MOVES_RESULTS = Path(__file__).with_name("results_serverless_moves.json")
 # eta of the neural learner's natural step: the linear default (25) made a 2-hour,
 # 100-function training flip most of the policy every phase (mean TV 0.7-0.86); 2.5
 # was chosen after seeing that, before any comparison of the neural learner
@@ -79,6 +92,17 @@ def learners(args, train, setting):
     contended = Platform(max_containers=MAX_CONTAINERS, capacity=capacity)
     alone = Platform(max_containers=MAX_CONTAINERS)                  # no contention: independent RL
     trained = {}
+    if args.learners == "none":
+        return trained
+    if args.learners == "moves":
+        price = args.prices[len(args.prices) // 2]
+        for family, platform in (("MFG-NAC moves", contended), ("independent RL moves", alone)):
+            policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
+                                         actions=MoveActions())
+            print(f"{setting}: training {family} at price {price} ...", flush=True)
+            run = train_online(policy, platform, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
+            trained[(family, f"price {price}")] = (run.policy, run.seconds, run.history)
+        return trained
     if args.learners == "neural":
         price = args.prices[len(args.prices) // 2]
         policy = NeuralOnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
@@ -115,10 +139,10 @@ def compare(args):
         for seed in args.eval_days:
             pop = population(day(seed), args.functions, 0, start=900, minutes=360)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
-            candidates = [] if args.learners == "neural" else (
-                [("KPA", f"target {t}", KPA(KPAConfig(target=t)), 0.0) for t in KPA_TARGETS]
+            candidates = [] if args.learners in ("neural", "moves") else (
+                [("KPA", f"target {t}", KPA(KPAConfig(target=t)), 0.0) for t in args.kpa_targets]
                 + [("HPA", f"target {u}", HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS)), 0.0)
-                   for u in HPA_TARGETS])
+                   for u in args.hpa_targets])
             candidates += [(family, knob, deploy(policy, pop), float(policy.price))
                            for (family, knob), (policy, _, _) in trained.items()]
             for family, knob, policy, price in candidates:
@@ -159,19 +183,27 @@ def transfer(args):
     policy = OnlineNAC.untrained(train.service_mean, train.slo, price=0.02, max_containers=MAX_CONTAINERS)
     run = train_online(policy, platform, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
     rows = []
-    for n in (1000, args.functions):
-        pop = population(day(args.eval_days[0]), n, 0, start=900, minutes=args.minutes)
-        platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity("tight"))
-        start = time.perf_counter()
-        row = {"functions": n, **run_policy(platform, pop, deploy(run.policy, pop), jax.random.key(0),
-                                            MAX_CONTAINERS, 0.02), "wall_s": time.perf_counter() - start}
-        rows.append(row)
-        print(f"N={n}: violations {row['slo_violations']:.4f}, p99 {row['p99_latency']:.2f} s, cores/fn "
-              f"{row['allocated_cores']:.3f}, mean pressure {row['mean_pressure']:.3f} ({row['wall_s']:.0f} s)",
-              flush=True)
-    small, large = rows
-    for name in ("slo_violations", "p99_latency", "allocated_cores", "mean_latency"):
-        print(f"  {name}: N={large['functions']} / N=1000 = {large[name] / small[name]:.4f}")
+    small = population(day(args.eval_days[0]), 1000, 0, start=900, minutes=args.minutes)
+    copies = max(1, args.functions // 1000)
+    # the large population repeats the small one's functions (the same mix: the same mean
+    # field in the limit), so a difference comes from N alone
+    large = dataclasses.replace(small, assignment=np.tile(small.assignment, copies))
+    for name, policy_of in (("MFG-NAC targets", lambda pop: deploy(run.policy, pop)),
+                            ("KPA target 0.5", lambda pop: KPA(KPAConfig(target=0.5)))):
+        pair = []
+        for pop in (small, large):
+            platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity("tight"))
+            start = time.perf_counter()
+            row = {"policy": name, "functions": pop.num_functions,
+                   **run_policy(platform, pop, policy_of(pop), jax.random.key(0), MAX_CONTAINERS, 0.02),
+                   "wall_s": time.perf_counter() - start}
+            rows.append(row)
+            pair.append(row)
+            print(f"{name}, N={pop.num_functions}: violations {row['slo_violations']:.4f}, p99 "
+                  f"{row['p99_latency']:.2f} s, cores/fn {row['allocated_cores']:.3f}, mean pressure "
+                  f"{row['mean_pressure']:.3f} ({row['wall_s']:.0f} s, compilation included)", flush=True)
+        for metric in ("slo_violations", "p99_latency", "allocated_cores", "mean_latency"):
+            print(f"  {metric}: N={pair[1]['functions']} / N=1000 = {pair[1][metric] / pair[0][metric]:.4f}")
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.exists() else {}
     results["transfer"] = {"args": vars(args), "training_s": run.seconds, "rows": rows}
@@ -190,12 +222,16 @@ def report(args):
             continue
         for setting, entry in json.loads(path.read_text()).items():
             if setting in SETTINGS:
-                merged.setdefault(setting, []).extend(entry["rows"])
+                seen = {(r["policy"], r["knob"], r["eval_day"]) for r in merged.get(setting, [])}
+                merged.setdefault(setting, []).extend(
+                    r for r in entry["rows"] if (r["policy"], r["knob"], r["eval_day"]) not in seen)
     means_by_setting = {}
     for setting in SETTINGS:
         if setting not in merged:
             continue
         means = mean_rows(merged[setting])
+        families = list(dict.fromkeys(r["policy"] for r in means))
+        means.sort(key=lambda r: (families.index(r["policy"]), -r["allocated_cores"]))
         means_by_setting[setting] = means
         floors[setting] = means[0]["violations_floor"]
         print_table(setting, means, verdicts(means))
@@ -208,10 +244,14 @@ def report(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compare", "transfer", "report"])
-    parser.add_argument("--learners", choices=["linear", "neural"], default="linear",
-                        help="compare: the linear learners (and the baselines) or the neural one alone")
+    parser.add_argument("--learners", choices=["linear", "neural", "moves", "none"], default="linear",
+                        help="compare: the linear learners and the baselines, the neural learner alone, the "
+                             "moves learners (MFG and independent) alone, or the baselines alone")
+    parser.add_argument("--kpa-targets", nargs="*", type=float, default=list(KPA_TARGETS))
+    parser.add_argument("--hpa-targets", nargs="*", type=float, default=list(HPA_TARGETS))
     parser.add_argument("--results", default=str(RESULTS), help="results file written")
-    parser.add_argument("--merge", nargs="+", default=[str(RESULTS), str(NEURAL_RESULTS)],
+    parser.add_argument("--merge", nargs="+", default=[str(RESULTS), str(NEURAL_RESULTS), str(WIDER_RESULTS),
+                                                       str(MOVES_RESULTS)],
                         help="report: the results files merged")
     parser.add_argument("--functions", type=int, default=None)
     parser.add_argument("--minutes", type=int, default=60, help="transfer: minutes evaluated from 15:00")

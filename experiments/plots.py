@@ -216,6 +216,10 @@ def plot_frontiers(settings: Mapping[str, list], path: str, floor: Mapping[str, 
         if floor and setting in floor:
             axis.axhline(floor[setting], color="0.4", linestyle=":", linewidth=1, label="violations floor")
         axis.set(xscale="log", yscale="log", xlabel="allocated cores per function", title=setting)
+        from matplotlib.ticker import FormatStrFormatter
+
+        axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("SLO violations (share of requests)")
     handles = {}

@@ -52,15 +52,18 @@ with its previous observation o_i, action a_i and the period's reward r_i:
   v <- v + (alpha / 2) mean_i delta_i phi(o_i),
   w[:, a] <- Proj_R( w[:, a] + (alpha / 2 n_a) sum_i delta_i phi(o_i) 1[a_i = a] ),
 
-(with ``backlog_shaping``, r_i also subtracts (gamma B'_i - B_i) / nu_i, B_i and B'_i the
+with nu_i = max(1, m_i (1 + price x s_i)), m_i function i's mean arrivals per period so
+far: the cost of serving its requests on time with the cores their work needs.  A
+positive constant per function does not change its best response, and it puts functions
+whose loads differ by orders of magnitude on one scale for the shared critic.  n_a is
+the number of functions that took a: v moves by the mean TD step of all, each column of
+w by that of its functions, so with unit feature rows a prediction moves by at most
+alpha times its error and alpha < 1 is stable whatever the number of features.  (With
+``backlog_shaping`` r_i also subtracts (gamma B'_i - B_i) / nu_i, B_i and B'_i the
 requests waiting at the period's start and end: a potential-based shaping, Ng, Harada
 and Russell 1999, that leaves every policy's ranking unchanged in the MDP and charges a
 growing backlog at once instead of when its requests start service; off by default,
-docs/serverless.md says what it did).  n_a is the number of functions that took a (v moves by the mean TD step of all, each column
-of w by that of its functions; with unit feature rows a prediction then moves by at most
-alpha times its error, so alpha < 1 is stable whatever the number of features).  nu_i is function i's mean arrivals per period so far (at least 1): a
-positive constant per function does not change its best response, and it keeps functions
-whose loads differ by orders of magnitude on one scale for the shared critic.  Every K
+docs/serverless.md says what it did.)  Every K
 decisions (``actor_every``, an actor phase) the actor takes the natural-gradient step
 with the phase's mean critic w_bar (``solvers.nac.natural_actor_step``):
 
