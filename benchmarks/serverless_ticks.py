@@ -67,8 +67,8 @@ def tabular_mfg_policy(contention: bool = True):
 def warm_start(workload, assignment, start):
     """Every policy starts from the containers its functions' first minute keeps 70% busy
     (so that no policy pays for a cold cluster at the start of the stretch)."""
-    busy = workload.counts[assignment, start] / 60.0 * workload.service_mean[assignment]
-    return np.clip(np.ceil(busy / 0.7), 1, MAX_CONTAINERS).astype(np.float32)
+    from mfg.serverless.comparison import Population, warm_start as package_warm_start
+    return package_warm_start(Population(workload, np.asarray(assignment), start, 1), MAX_CONTAINERS)
 
 
 def summary(result, workload, assignment, minutes, edges):

@@ -154,9 +154,9 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
     floor = means[0]["violations_floor"] if means else None
     plot_frontiers({evaluation.setting: means}, str(plots / "frontier.png"),
                    floor={evaluation.setting: floor} if floor is not None else None)
-    phase = OnlineNAC.untrained(np.ones(1), np.ones(1))
+    learner = next(iter(trained.values()))
     plot_online_training(histories, str(plots / "online_training.png"),
-                         phase_minutes=phase.decision_period * phase.actor_every / 60.0)
+                         phase_minutes=learner.decision_period * learner.actor_every / 60.0)
     log(f"evaluation: {len(means)} policies x {evaluation.seeds} days x {n} functions on the {evaluation.setting} "
         f"setting in {seconds:.1f} s; wrote {out}")
     return summary

@@ -86,8 +86,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.serverless.kpa import KPAConfig, kpa_decide, kpa_init
-from mfg.serverless.policies import _Window
+from mfg.serverless.kpa import KPAConfig, kpa_init
+from mfg.serverless.policies import _KPAWindow, _Window
+from mfg.serverless.simulator import _same_types
 from solvers.nac import natural_actor_step, project_to_ball
 
 __all__ = ["TargetActions", "MoveActions", "ObservationFeatures", "OnlineNAC", "History", "OBSERVATIONS",
@@ -95,12 +96,6 @@ __all__ = ["TargetActions", "MoveActions", "ObservationFeatures", "OnlineNAC", "
 
 DAY = 86400.0
 OBSERVATIONS = ("load", "burst", "variability", "size", "pressure", "sin_time", "cos_time", "slack", "service")
-
-
-def _same_types(new, old):
-    """``new`` with ``old``'s dtypes (both branches of a cond must agree, whatever precision
-    the hyperparameters were traced in)."""
-    return jax.tree.map(lambda a, b: jnp.asarray(a).astype(jnp.asarray(b).dtype), new, old)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -333,7 +328,7 @@ class _Functions(NamedTuple):
                    meta_fields=["actions", "features", "config", "decision_period", "actor_every", "learning",
                                 "greedy", "dt", "max_containers", "history", "backlog_shaping"])
 @dataclasses.dataclass(frozen=True)
-class OnlineNAC:
+class OnlineNAC(_KPAWindow):
     """The online NAC policy (module docstring) for ``mfg.serverless.simulator.simulate``.
 
     Attributes (arrays: a sweep or a new population reuses one compilation):
@@ -439,20 +434,13 @@ class OnlineNAC:
 
     # ----------------------------------------------------------------- the protocol
 
-    @property
-    def period(self) -> float:
-        return self.config.tick
-
-    def _ticks(self, seconds):
-        return max(1, int(round(seconds / self.dt)))
-
     def init(self, num_functions, key):
         if int(np.shape(self.service_mean)[0]) != num_functions:
             raise ValueError(f"the policy knows {np.shape(self.service_mean)[0]} functions, the simulator runs "
                              f"{num_functions}; use policy.for_functions(service_mean, slo)")
         f = self._input_size
         learner = self._initial_learner()
-        ring, count = _Window.init(num_functions, self._ticks(self.config.stable_window))
+        ring, count = self._window(num_functions)
         zeros = jnp.zeros((num_functions,), jnp.float32)
         ints = jnp.zeros((num_functions,), jnp.int32)
         table = jnp.asarray(self.actions.table())
@@ -523,13 +511,7 @@ class OnlineNAC:
         state = jax.lax.cond(at_decision, decision, lambda s: s, (learner, memory, history, decisions))
         learner, memory, history, decisions = state
         if self.actions.kind == "targets":
-            stable = _Window.mean_of_last(memory.ring, memory.count, self._ticks(self.config.stable_window))
-            panic = _Window.mean_of_last(memory.ring, memory.count, self._ticks(self.config.panic_window))
-            pods, kpa_state = kpa_decide(self.config, memory.kpa, view.now, view.ready, stable, panic,
-                                         target_value=memory.target)
-            measured = memory.count > 0
-            pods = jnp.where(measured, pods.astype(view.ready.dtype), view.ready + view.starting)
-            kpa_state = jax.tree.map(lambda new, old: jnp.where(measured, new, old), kpa_state, memory.kpa)
+            pods, kpa_state = self._kpa_step(memory.ring, memory.count, memory.kpa, view, target_value=memory.target)
             pods = jnp.maximum(pods, memory.floor)
             memory = memory._replace(kpa=kpa_state)
         else:
@@ -625,6 +607,10 @@ class OnlineNAC:
             learner = learner._replace(theta=theta, w_sum=jnp.zeros_like(learner.w_sum))
             return self._close_phase(learner, history, change, entropy, n)
 
+        return self._at_phase_end(decisions, actor, learner, history)
+
+    def _at_phase_end(self, decisions, actor, learner, history):
+        """``actor(learner, history)`` at the decisions that end a phase (every K), else both as they are."""
         phase_end = (decisions > 0) & (decisions % self.actor_every == 0)
         return jax.lax.cond(phase_end, lambda operands: _same_types(actor(operands), operands),
                             lambda operands: operands, (learner, history))

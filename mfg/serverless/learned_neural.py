@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from mfg.serverless.learned import OBSERVATIONS, OnlineNAC, TargetActions, _phase_zeros, _same_types, policy_change
+from mfg.serverless.learned import OBSERVATIONS, OnlineNAC, TargetActions, _phase_zeros, policy_change
 from solvers.neural_nac import _graphdef, _init_params
 
 __all__ = ["NeuralOnlineNAC"]
@@ -174,6 +174,4 @@ class NeuralOnlineNAC(OnlineNAC):
             learner = learner._replace(actor=params, actor_opt=opt)
             return self._close_phase(learner, history, change, entropy, n)
 
-        phase_end = (decisions > 0) & (decisions % self.actor_every == 0)
-        return jax.lax.cond(phase_end, lambda operands: _same_types(actor(operands), operands),
-                            lambda operands: operands, (learner, history))
+        return self._at_phase_end(decisions, actor, learner, history)
