@@ -24,6 +24,9 @@ and the simulator at a platform's time resolution (issue 15):
   ``learned``      the MFG policy learned online in it: the natural actor-critic on the
                    N functions (linear; ``learned_neural``: flax.nnx MLPs), target
                    actions (a KPA target per function) or one-step moves
+  ``target_game``  the tabular game coarse-grained from it (target actions, the same
+                   reward): the online learner's exact oracle, mean-field control and
+                   the price of anarchy
   ``comparison``   its training protocol (another day, independent RL without
                    contention) and the metrics, frontiers and verdicts of a comparison
   ``settings``     workloads from a trace (service times, SLOs) and the roomy / tight /

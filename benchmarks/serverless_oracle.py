@@ -1,0 +1,158 @@
+"""The coarse-grained serverless game: online NAC against its exact equilibrium, and the
+price of anarchy (issue 16, acceptance 1 and item 6).
+
+    python benchmarks/serverless_oracle.py [--seeds 3] [--iterations 1000] [--results PATH]
+
+On ``mfg.serverless.target_game.serverless_targets`` (K = 3 service-time types, L = 8
+load bins, 24 target actions: S = 48, A = 24), per cluster setting:
+
+1. **The oracle.**  The lambda-regularized equilibrium (lambda = 0.01) by the damped
+   fixed point (damping 0.1, 300 iterations) and by exact NAC (eta h = 5, beta 0.2, 300
+   iterations): their exploitabilities and the largest policy difference.
+2. **Online NAC against it**: the sampled critic with one-hot features (which represent
+   any policy) at N = 10^2, 10^3, 10^4 agents, K = 30 TD steps, alpha 0.3, eta h = 0.25,
+   beta 0.2, ``--iterations`` iterations, ``--seeds`` seeds: the exploitability of the
+   last iterate (mean over the last 100 iterations, per seed) and the mu-weighted total
+   variation to the oracle's policy.
+3. **Price of anarchy** at lambda = 0.001 (the damped fixed point, 1,500 iterations):
+   the equilibrium's population objective (violations + price x core-seconds, per
+   request) against the best cooperative policy found by mean-field control
+   (``social_optimum`` from the uniform policy and from the equilibrium, 3,000 Adam
+   steps each), and the equilibrium's objective under congestion prices
+   p(rho) = price + kappa max(0, rho - 1) for each kappa of ``--kappas``.
+
+Prints the tables of docs/nac.md and docs/serverless.md and writes them to the results
+file (atomically, after every setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mfg.oracles import induced_mean_field  # noqa: E402
+from mfg.serverless.target_game import (population_cost, serverless_targets, social_optimum,  # noqa: E402
+                                        stationary_joint)
+from solvers import FixedPoint, NaturalActorCritic, run  # noqa: E402
+
+ORACLE_TEMPERATURE = 0.01
+POA_TEMPERATURE = 0.001
+ONLINE = dict(mean_field_rate=0.2, td_steps=30, critic_rate=0.3)
+ONLINE_STEP = 0.25          # eta h
+AGENTS = (100, 1000, 10_000)
+
+
+def _write(path: Path, results: dict) -> None:
+    """Write the results atomically (a crash leaves the previous file whole)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(name, path)
+
+
+def _rounded(costs: dict) -> dict:
+    return {k: float(v) for k, v in costs.items()}
+
+
+def oracle(game) -> dict:
+    """The regularized equilibrium by two exact methods."""
+    h = 1.0 / (1.0 - float(game.discount))
+    fixed = run(FixedPoint(temperature=ORACLE_TEMPERATURE, damping=0.1), game, 300)
+    nac = run(NaturalActorCritic(learning_rate=5.0 / h, temperature=ORACLE_TEMPERATURE, mean_field_rate=0.2), game, 300)
+    return {"fixed_point_exploitability": float(fixed.metrics["exploitability"][-1]),
+            "exact_nac_exploitability": float(nac.metrics["exploitability"][-1]),
+            "policy_difference": float(jnp.abs(fixed.state.policy - nac.state.policy).max()),
+            "policy": fixed.state.policy}
+
+
+def online(game, reference, seeds: int, iterations: int) -> list[dict]:
+    """Online NAC at each N against the oracle's policy."""
+    h = 1.0 / (1.0 - float(game.discount))
+    mu = induced_mean_field(game, reference).sum(1)
+    rows = []
+    for agents in AGENTS:
+        solver = NaturalActorCritic(learning_rate=ONLINE_STEP / h, temperature=ORACLE_TEMPERATURE, critic="sampled",
+                                    num_agents=agents, exact_diagnostics=False, **ONLINE)
+        start = time.perf_counter()
+        result = run(solver, game, iterations, key=jax.random.split(jax.random.key(3), seeds))
+        seconds = time.perf_counter() - start
+        tail = np.asarray(result.metrics["exploitability"])[:, -100:].mean(1)
+        tv = np.asarray((mu * jnp.abs(result.state.policy - reference[None]).sum(-1)).sum(-1) / 2)
+        rows.append({"agents": agents, "exploitability": tail.tolist(), "total_variation": tv.tolist(),
+                     "seconds": seconds})
+        print(f"  N = {agents:>6}: exploitability (last 100) {np.round(tail, 4).tolist()}, "
+              f"TV to the oracle {np.round(tv, 3).tolist()}  ({seconds:.0f} s, {seeds} seeds)", flush=True)
+    return rows
+
+
+def price_of_anarchy(setting: str, kappas) -> dict:
+    """The equilibrium's cost, mean-field control's, and congestion prices."""
+    game = serverless_targets(setting=setting)
+    solver = FixedPoint(temperature=POA_TEMPERATURE, damping=0.05)
+    equilibrium = run(solver, game, 1500, chunk_size=500)
+    eq_cost = population_cost(game, stationary_joint(game, equilibrium.state.policy))
+    found = []
+    for name, init in (("uniform", None), ("equilibrium", equilibrium.state.policy)):
+        policy, _ = social_optimum(game, init, steps=3000)
+        found.append((name, _rounded(population_cost(game, stationary_joint(game, policy)))))
+    best_name, best = min(found, key=lambda item: item[1]["objective"])
+    priced = []
+    for kappa in kappas:
+        charged = serverless_targets(setting=setting, model={"congestion_price": float(kappa)})
+        result = run(solver, charged, 1500, chunk_size=500)
+        priced.append({"kappa": float(kappa), "exploitability": float(result.metrics["exploitability"][-1]),
+                       **_rounded(population_cost(game, stationary_joint(charged, result.state.policy)))})
+    return {"equilibrium": {**_rounded(eq_cost), "exploitability": float(equilibrium.metrics["exploitability"][-1])},
+            "social_optimum": {**best, "start": best_name}, "social_optimum_starts": dict(found),
+            "price_of_anarchy": float(eq_cost["objective"]) / best["objective"], "congestion_prices": priced}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settings", nargs="+", default=["roomy", "tight", "congested"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--kappas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
+    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results_serverless_oracle.json"))
+    args = parser.parse_args(argv)
+    results = {"settings": {}, "protocol": {"oracle_temperature": ORACLE_TEMPERATURE, "online": ONLINE,
+                                            "online_eta_h": ONLINE_STEP, "iterations": args.iterations,
+                                            "seeds": args.seeds, "poa_temperature": POA_TEMPERATURE}}
+    for setting in args.settings:
+        game = serverless_targets(setting=setting)
+        print(f"{setting}: S = {game.num_states}, A = {game.num_actions}", flush=True)
+        exact = oracle(game)
+        reference = exact.pop("policy")
+        print(f"  oracle: fixed point {exact['fixed_point_exploitability']:.1e}, exact NAC "
+              f"{exact['exact_nac_exploitability']:.1e}, policy difference {exact['policy_difference']:.1e}")
+        rows = online(game, reference, args.seeds, args.iterations) if setting != "roomy" else []
+        poa = price_of_anarchy(setting, args.kappas)
+        eq, opt = poa["equilibrium"], poa["social_optimum"]
+        print(f"  equilibrium objective {eq['objective']:.4f} ({eq['slo_violations']:.4f} violations, "
+              f"{eq['allocated_cores']:.3f} cores), mean-field control {opt['objective']:.4f} "
+              f"({opt['slo_violations']:.4f}, {opt['allocated_cores']:.3f} cores): price of anarchy "
+              f"{poa['price_of_anarchy']:.3f}")
+        for row in poa["congestion_prices"]:
+            print(f"    kappa {row['kappa']:<4}: objective {row['objective']:.4f} ({row['slo_violations']:.4f}, "
+                  f"{row['allocated_cores']:.3f} cores)")
+        results["settings"][setting] = {"oracle": exact, "online": rows, "price_of_anarchy": poa}
+        _write(args.results, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
