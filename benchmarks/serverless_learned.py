@@ -6,6 +6,10 @@
         --results benchmarks/results_serverless_wider.json    # the baselines' sweeps widened
     python benchmarks/serverless_learned.py compare --learners moves --settings congested \\
         --results benchmarks/results_serverless_moves.json    # independent RL with moves
+    python benchmarks/serverless_learned.py compare --learners none --baseline-cpu 0.5 \
+        --results benchmarks/results_serverless_cpu.json      # the baselines at 0.5 cores per container
+    python benchmarks/serverless_learned.py compare --learner-cpu 0.5 1 --kpa-targets --hpa-targets \
+        --results benchmarks/results_serverless_learned_cpu.json   # the learners choosing the CPU request too
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
@@ -49,7 +53,7 @@ import numpy as np
 from mfg.serverless.comparison import deploy, mean_rows, population, run_policy, train_online, verdicts
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
-from mfg.serverless.learned import MoveActions, OnlineNAC
+from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
 from mfg.serverless.learned_neural import NeuralOnlineNAC
 from mfg.serverless.platform import Platform
 from mfg.serverless.policies import HPA, KPA
@@ -64,6 +68,13 @@ WIDER_RESULTS = Path(__file__).with_name("results_serverless_wider.json")
 # independent RL with moves, next to a rerun of MFG-NAC moves (added after the moves
 # learner led on the congested setting: is it the mean field?)
 MOVES_RESULTS = Path(__file__).with_name("results_serverless_moves.json")
+# the baselines at a CPU request of 0.5 core per container (added after the coarse game's
+# policy, which picks 0.5 cores, used half the KPA's cores: the request is a knob of both)
+CPU_RESULTS = Path(__file__).with_name("results_serverless_cpu.json")
+# the coarse-grained game's equilibrium on the tick simulator (benchmarks/serverless_oracle.py --deploy)
+TABULAR_RESULTS = Path(__file__).with_name("results_serverless_oracle_deploy.json")
+# the linear learners with the CPU request among their actions (added with CPU_RESULTS)
+LEARNED_CPU_RESULTS = Path(__file__).with_name("results_serverless_learned_cpu.json")
 # eta of the neural learner's natural step: the linear default (25) made a 2-hour,
 # 100-function training flip most of the policy every phase (mean TV 0.7-0.86); 2.5
 # was chosen after seeing that, before any comparison of the neural learner
@@ -111,21 +122,26 @@ def learners(args, train, setting):
         run = train_online(policy, contended, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
         trained[("MFG-NAC neural targets", f"price {price}")] = (run.policy, run.seconds, run.history)
         return trained
+    cpu = tuple(args.learner_cpu)
+    suffix = "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
     for price in args.prices:
-        for family, platform, extra in (("MFG-NAC targets", contended, {}),
-                                        ("independent RL targets", alone, {})):
+        for family, platform in (("MFG-NAC targets", contended), ("independent RL targets", alone)):
             policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
-                                         **extra)
-            print(f"{setting}: training {family} at price {price} ...", flush=True)
+                                         actions=TargetActions(cpu=cpu))
+            print(f"{setting}: training {family} at price {price}{suffix} ...", flush=True)
             run = train_online(policy, platform, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
-            trained[(family, f"price {price}")] = (run.policy, run.seconds, run.history)
+            trained[(family, f"price {price}{suffix}")] = (run.policy, run.seconds, run.history)
     price = args.prices[len(args.prices) // 2]
     policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
-                                 actions=MoveActions())
-    print(f"{setting}: training MFG-NAC moves at price {price} ...", flush=True)
+                                 actions=MoveActions(cpu=cpu))
+    print(f"{setting}: training MFG-NAC moves at price {price}{suffix} ...", flush=True)
     run = train_online(policy, contended, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
-    trained[("MFG-NAC moves", f"price {price}")] = (run.policy, run.seconds, run.history)
+    trained[("MFG-NAC moves", f"price {price}{suffix}")] = (run.policy, run.seconds, run.history)
     return trained
+
+
+def _knob(target: float, cpu: float) -> str:
+    return f"target {target}" if cpu == 1.0 else f"target {target}, cpu {cpu}"
 
 
 def compare(args):
@@ -140,9 +156,10 @@ def compare(args):
             pop = population(day(seed), args.functions, 0, start=900, minutes=360)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
             candidates = [] if args.learners in ("neural", "moves") else (
-                [("KPA", f"target {t}", KPA(KPAConfig(target=t)), 0.0) for t in args.kpa_targets]
-                + [("HPA", f"target {u}", HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS)), 0.0)
-                   for u in args.hpa_targets])
+                [("KPA", _knob(t, c), KPA(KPAConfig(target=t), cpu=c), 0.0)
+                 for c in args.baseline_cpu for t in args.kpa_targets]
+                + [("HPA", _knob(u, c), HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS), cpu=c), 0.0)
+                   for c in args.baseline_cpu for u in args.hpa_targets])
             candidates += [(family, knob, deploy(policy, pop), float(policy.price))
                            for (family, knob), (policy, _, _) in trained.items()]
             for family, knob, policy, price in candidates:
@@ -155,7 +172,7 @@ def compare(args):
                       f"p99 {row['p99_latency']:7.2f} s  cores/fn {row['allocated_cores']:.2f}  "
                       f"cold/h {row['cold_starts_per_hour']:.1f}  floor {row['violations_floor']:.4f}", flush=True)
         means = mean_rows(rows)
-        results[setting] = {"rows": rows, "means": means, "verdicts": verdicts(means),
+        results[setting] = {"rows": rows, "means": means, "verdicts": verdicts(means, learned_prefix="MFG"),
                             "training": {f"{f} / {k}": {"seconds": s, "last_phase": {n: float(h[n][-1]) for n in h}}
                                          for (f, k), (_, s, h) in trained.items()}}
         save(results, path)
@@ -234,7 +251,7 @@ def report(args):
         means.sort(key=lambda r: (families.index(r["policy"]), -r["allocated_cores"]))
         means_by_setting[setting] = means
         floors[setting] = means[0]["violations_floor"]
-        print_table(setting, means, verdicts(means))
+        print_table(setting, means, verdicts(means, learned_prefix="MFG"))
     if means_by_setting:
         out = Path(__file__).parents[1] / "docs" / "img" / "serverless_frontier.png"
         plot_frontiers(means_by_setting, str(out), floor=floors)
@@ -250,8 +267,13 @@ def main():
     parser.add_argument("--kpa-targets", nargs="*", type=float, default=list(KPA_TARGETS))
     parser.add_argument("--hpa-targets", nargs="*", type=float, default=list(HPA_TARGETS))
     parser.add_argument("--results", default=str(RESULTS), help="results file written")
+    parser.add_argument("--learner-cpu", nargs="+", type=float, default=[1.0],
+                        help="compare: the CPU requests the linear learners choose from (cores per container)")
+    parser.add_argument("--baseline-cpu", nargs="+", type=float, default=[1.0],
+                        help="compare: the CPU requests (cores per container) of the baselines' sweeps")
     parser.add_argument("--merge", nargs="+", default=[str(RESULTS), str(NEURAL_RESULTS), str(WIDER_RESULTS),
-                                                       str(MOVES_RESULTS)],
+                                                       str(MOVES_RESULTS), str(CPU_RESULTS), str(TABULAR_RESULTS),
+                                                       str(LEARNED_CPU_RESULTS)],
                         help="report: the results files merged")
     parser.add_argument("--functions", type=int, default=None)
     parser.add_argument("--minutes", type=int, default=60, help="transfer: minutes evaluated from 15:00")

@@ -2,6 +2,7 @@
 price of anarchy (issue 16, acceptance 1 and item 6).
 
     python benchmarks/serverless_oracle.py [--seeds 3] [--iterations 1000] [--results PATH]
+    python benchmarks/serverless_oracle.py --deploy     # the game's policies on the tick simulator
 
 On ``mfg.serverless.target_game.serverless_targets`` (K = 3 service-time types, L = 8
 load bins, 24 target actions: S = 48, A = 24), per cluster setting:
@@ -23,6 +24,13 @@ load bins, 24 target actions: S = 48, A = 24), per cluster setting:
 
 Prints the tables of docs/nac.md and docs/serverless.md and writes them to the results
 file (atomically, after every setting).
+
+``--deploy`` (float32, as the tick comparison): the game coarse-grained from the tick
+comparison's training population (``benchmarks/serverless_learned.py``: day seed 1, 1,000
+functions, N_max = 200) at each setting's physical capacity per function, its
+equilibrium (lambda = 0.001) and the cooperative policy found by mean-field control,
+each run on the tick simulator as ``TabularTargets`` on the same held-out days, hours and
+keys as that comparison (whose KPA, HPA and online-NAC rows they are read next to).
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ from pathlib import Path
 
 import jax
 
-jax.config.update("jax_enable_x64", True)
+# float64 for the oracle; ``--deploy`` runs in float32 like the tick comparison
+jax.config.update("jax_enable_x64", "--deploy" not in sys.argv)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -45,8 +54,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mfg.oracles import induced_mean_field  # noqa: E402
-from mfg.serverless.target_game import (population_cost, serverless_targets, social_optimum,  # noqa: E402
-                                        stationary_joint)
+from mfg.serverless.target_game import (coarse_grain, population_cost, serverless_targets,  # noqa: E402
+                                        social_optimum, stationary_joint, tick_policy)
 from solvers import FixedPoint, NaturalActorCritic, run  # noqa: E402
 
 ORACLE_TEMPERATURE = 0.01
@@ -121,14 +130,61 @@ def price_of_anarchy(setting: str, kappas) -> dict:
             "price_of_anarchy": float(eq_cost["objective"]) / best["objective"], "congestion_prices": priced}
 
 
+def deploy(results_path: Path, settings, eval_days=(2, 3, 4, 5, 6)) -> dict:
+    """The coarse game's equilibrium and cooperative policies on the tick simulator."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from serverless_learned import MAX_CONTAINERS, day
+
+    from mfg.serverless.comparison import mean_rows, population, run_policy
+    from mfg.serverless.platform import Platform
+    from mfg.serverless.settings import Workload
+
+    train = population(day(1), 1000, 0)
+    pool = train.workload
+    rows_of = np.asarray(train.assignment)
+    coarse = coarse_grain(Workload(pool.counts[rows_of], pool.service_mean[rows_of], pool.slo[rows_of]))
+    out = {}
+    for setting in settings:
+        capacity = train.capacity(setting) / train.num_functions
+        game = serverless_targets(coarse, capacity=capacity, model={"max_containers": MAX_CONTAINERS})
+        solver = FixedPoint(temperature=POA_TEMPERATURE, damping=0.05)
+        eq = run(solver, game, 1500, chunk_size=500)
+        cooperative = min((social_optimum(game, init, steps=3000)[0] for init in (None, eq.state.policy)),
+                          key=lambda p: float(population_cost(game, stationary_joint(game, p))["objective"]))
+        game_costs = {name: _rounded(population_cost(game, stationary_joint(game, p)))
+                      for name, p in (("equilibrium", eq.state.policy), ("cooperative", cooperative))}
+        print(f"{setting}: capacity {capacity:.3f} cores per function, game pressure "
+              f"{game_costs['equilibrium']['pressure']:.2f}; in the game: {game_costs}", flush=True)
+        rows = []
+        for seed in eval_days:
+            pop = population(day(seed), 1000, 0, start=900, minutes=360)
+            platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
+            for name, policy in (("MFG tabular targets", eq.state.policy), ("cooperative tabular targets", cooperative)):
+                start = time.perf_counter()
+                row = {"policy": name, "knob": "lambda 0.001", "eval_day": seed,
+                       **run_policy(platform, pop, tick_policy(coarse, policy, pop.service_mean), jax.random.key(seed),
+                                    MAX_CONTAINERS, 0.02), "wall_s": time.perf_counter() - start}
+                rows.append(row)
+                print(f"  day {seed} {name:24s} violations {row['slo_violations']:.4f} p99 {row['p99_latency']:6.1f} s "
+                      f"cores/fn {row['allocated_cores']:.2f} objective {row['objective']:.4f}", flush=True)
+        out[setting] = {"capacity_per_function": capacity, "game": game_costs, "rows": rows, "means": mean_rows(rows)}
+        _write(results_path, out)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", nargs="+", default=["roomy", "tight", "congested"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--kappas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
-    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results_serverless_oracle.json"))
+    parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--deploy", action="store_true", help="the game's policies on the tick simulator")
     args = parser.parse_args(argv)
+    if args.deploy:
+        deploy(args.results or Path(__file__).with_name("results_serverless_oracle_deploy.json"), args.settings)
+        return 0
+    args.results = args.results or Path(__file__).with_name("results_serverless_oracle.json")
     results = {"settings": {}, "protocol": {"oracle_temperature": ORACLE_TEMPERATURE, "online": ONLINE,
                                             "online_eta_h": ONLINE_STEP, "iterations": args.iterations,
                                             "seeds": args.seeds, "poa_temperature": POA_TEMPERATURE}}

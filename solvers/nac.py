@@ -138,7 +138,8 @@ def _weighted_rms(error: jax.Array, weights: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.sum(weights * error * error) / jnp.sum(weights))
 
 
-@pytree_dataclass(static=("critic", "num_agents", "td_steps", "preconditioner", "exact_diagnostics"))
+@pytree_dataclass(static=("critic", "num_agents", "td_steps", "preconditioner", "exact_diagnostics",
+                          "population_steps"))
 class NaturalActorCritic:
     """Algorithm 1 with linear features (see the module docstring for the maths).
 
@@ -162,6 +163,10 @@ class NaturalActorCritic:
         however rarely it is visited); "none" is the plain update of the paper (static).
       exact_diagnostics: also evaluate Q^pi exactly each iteration to report the
         critic's and the feature space's errors (static; tabular games).
+      population_steps: m, exact push-forwards of the population per iteration (static;
+        exact critic): Gamma_2 is applied m times with pi_{t+1} before smoothing.  m = 1
+        is Algorithm 1; on a slowly mixing population a larger m keeps the carried mean
+        field near the one the policy induces (docs/nac.md, "Slow mixing").
     """
 
     features: Any = None
@@ -178,6 +183,7 @@ class NaturalActorCritic:
     td_steps: int = 10
     preconditioner: Literal["diagonal", "none"] = "diagonal"
     exact_diagnostics: bool = True
+    population_steps: int = 1
 
     mean_field_is_induced = False
 
@@ -189,6 +195,11 @@ class NaturalActorCritic:
                              f"{self.num_agents} and {self.td_steps}.")
         if self.preconditioner not in ("diagonal", "none"):
             raise ValueError(f"preconditioner must be 'diagonal' or 'none', got {self.preconditioner!r}.")
+        if not (isinstance(self.population_steps, int) and self.population_steps >= 1):
+            raise ValueError(f"population_steps must be an int >= 1, got {self.population_steps!r}.")
+        if self.critic == "sampled" and self.population_steps != 1:
+            raise ValueError("population_steps > 1 needs the exact critic: the sampled critic's mean field is "
+                             "its agents' empirical histogram.")
 
     # ------------------------------------------------------------------ helpers
     def _features(self, game: MeanFieldGame) -> FeatureMap:
@@ -272,7 +283,8 @@ class NaturalActorCritic:
         new_policy = self._policy(game, theta)
         beta = mean_field_step_size(self.mean_field_rate, self.mean_field_exponent, state.iteration)
         if visits is None:
-            target = exact_population_step(game, new_policy, joint)
+            target = lax.fori_loop(0, self.population_steps,
+                                   lambda _, l: exact_population_step(game, new_policy, l), joint)
         else:
             target = visits[:, None] * new_policy
         new_joint = smooth_mean_field(joint, target, beta)

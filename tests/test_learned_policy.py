@@ -332,3 +332,52 @@ def test_the_neural_policy_trains_in_the_simulator_and_deploys_frozen(small):
         np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
     with pytest.raises(ValueError, match="critic_steps must be an int >= 1"):
         NeuralOnlineNAC.untrained(np.ones(3), np.full(3, 5.0), critic_steps=0)
+
+
+# ------------------------------------------- the coarse-grained game's policy deployed
+
+def test_a_constant_tabular_target_policy_is_the_kpa_at_that_target(small):
+    """``TabularTargets`` (mfg.serverless.target_game's policy on the tick simulator)
+    that picks (target 0.5, min scale 0, 1 core) in every state scales as the KPA at 0.5."""
+    from mfg.serverless.target_game import coarse_grain, tick_policy
+    pop, platform = small
+    coarse = coarse_grain(Workload(pop.workload.counts[pop.assignment], pop.service_mean, pop.slo))
+    actions = TargetActions(cpu=(0.5, 1.0))
+    policy = np.zeros((2 * coarse.num_types * coarse.num_bins, actions.num_actions))
+    policy[:, actions.index_of(0.5, 0, 1.0)] = 1.0
+    functions, arrivals = pop.inputs()
+    kwargs = dict(minutes=pop.minutes, initial_containers=warm_start(pop, MAX_CONTAINERS))
+    ours = simulate(platform, functions, arrivals, tick_policy(coarse, policy, pop.service_mean, actions),
+                    jax.random.key(3), **kwargs)
+    kpa = simulate(platform, functions, arrivals, KPA(KPAConfig(target=0.5)), jax.random.key(3), **kwargs)
+    for name in ("requests", "violations", "allocated", "cold_starts"):
+        np.testing.assert_allclose(np.asarray(ours.per_function[name]), np.asarray(kpa.per_function[name]),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_the_tabular_policy_reads_the_games_state_from_a_periods_arrivals(small):
+    """Type from the service time, load bin as coarse_grain bins the trace's minutes, warm
+    from the containers: the state index of decode_target_states."""
+    from mfg.serverless.target_game import coarse_grain, decode_target_states, tick_policy, type_of
+    pop, _ = small
+    coarse = coarse_grain(Workload(pop.workload.counts[pop.assignment], pop.service_mean, pop.slo))
+    actions = TargetActions(cpu=(0.5, 1.0))
+    uniform = np.full((2 * coarse.num_types * coarse.num_bins, actions.num_actions), 1.0 / actions.num_actions)
+    policy = tick_policy(coarse, uniform, pop.service_mean, actions)
+    minute = pop.workload.counts[pop.assignment, pop.start]
+    warm = np.arange(pop.num_functions) % 2 == 0
+    states = decode_target_states(coarse.num_types, coarse.num_bins)[np.asarray(
+        policy.states(jnp.asarray(minute, jnp.float32), jnp.asarray(warm)))]
+    types = type_of(coarse, pop.service_mean)
+    np.testing.assert_array_equal(states[:, 0], types)
+    np.testing.assert_array_equal(states[:, 2], warm)
+    # coarse_grain's bins (searchsorted: the edges below log rate); the edges are logs of
+    # observed rates, so a rate on an edge may fall either side in float32
+    log_rate = np.log(np.maximum(minute / 60.0, 1e-30))
+    for i in range(pop.num_functions):
+        edges = coarse.load_edges[types[i]]
+        below = 1 + int(np.searchsorted(edges, log_rate[i] - 1e-5))
+        above = 1 + int(np.searchsorted(edges, log_rate[i] + 1e-5))
+        assert (states[i, 1] == 0) if minute[i] == 0 else (below <= states[i, 1] <= above), (i, minute[i])
+    with pytest.raises(ValueError, match="policy has shape"):
+        tick_policy(coarse, uniform[:-1], pop.service_mean, actions)

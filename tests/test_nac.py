@@ -189,6 +189,10 @@ def test_bad_hyper_parameters_are_rejected_with_the_allowed_range():
         NaturalActorCritic(learning_rate=0.5, temperature=1.0).init(game)
     with pytest.raises(ValueError, match="critic must be 'exact' or 'sampled'"):
         NaturalActorCritic(critic="monte_carlo")
+    with pytest.raises(ValueError, match="population_steps must be an int >= 1, got 0"):
+        NaturalActorCritic(population_steps=0)
+    with pytest.raises(ValueError, match="population_steps > 1 needs the exact critic"):
+        NaturalActorCritic(critic="sampled", population_steps=5)
     with pytest.raises(NotImplementedError, match="stationary discounted games"):
         NaturalActorCritic(critic="sampled").init(games.beach_bar())
     with pytest.raises(ValueError, match="state features have 7 rows"):

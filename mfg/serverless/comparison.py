@@ -191,13 +191,20 @@ def mean_rows(rows: list[dict]) -> list[dict]:
 
 
 def frontier_at(points, cores: float) -> float | None:
-    """A swept baseline's SLO violations at ``cores`` per function: its (cores,
-    violations) points joined linearly in cores; None outside their range (no
-    extrapolation: "at no more CPU" needs a baseline point at or above those cores)."""
+    """A swept baseline's SLO violations at ``cores`` per function: its Pareto frontier
+    (the points that no other point beats on both cores and violations, e.g. of a sweep
+    over targets at two CPU requests) joined linearly in cores; None outside its range
+    (no extrapolation: "at no more CPU" needs a baseline point at or above those cores)."""
     points = sorted(points)
-    xs = np.array([c for c, _ in points])
-    ys = np.array([v for _, v in points])
-    if not points or cores < xs[0] or cores > xs[-1]:
+    if not points:
+        return None
+    frontier = [points[0]]
+    for c, v in points[1:]:
+        if v < frontier[-1][1]:
+            frontier.append((c, v))
+    xs = np.array([c for c, _ in frontier])
+    ys = np.array([v for _, v in frontier])
+    if cores < points[0][0] or cores > points[-1][0]:
         return None
     return float(np.interp(cores, xs, ys))
 

@@ -30,6 +30,9 @@ with a static ``period`` (seconds between its decisions) and
   simulator: every ``period`` it reads each function's arrival rate over the period, its
   containers and CPU as the game's state (load bin, containers, CPU steps, last move)
   and applies the game's one-step move.
+* ``TabularTargets``: a policy of the coarse-grained game (``mfg.serverless.target_game``:
+  type, load bin, warm; target actions) on the tick simulator: every decision period it
+  picks each function's KPA target, min scale and CPU, and the KPA scales with them.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import numpy as np
 from mfg.serverless.hpa import HPAConfig, hpa_decide, hpa_init
 from mfg.serverless.kpa import KPAConfig, kpa_decide, kpa_init
 
-__all__ = ["Static", "Scripted", "KPA", "HPA", "TabularMoves", "QLearningKPA"]
+__all__ = ["Static", "Scripted", "KPA", "HPA", "TabularMoves", "QLearningKPA", "TabularTargets"]
 
 
 def _pytree(data, meta=()):
@@ -384,3 +387,70 @@ class QLearningKPA(_KPAWindow):
         pods, kpa_state = self._kpa_step(ring, count, kpa_state, view, target_value=target)
         cpu = jnp.broadcast_to(jnp.asarray(self.cpu, view.cpu.dtype), view.ready.shape)
         return pods, cpu, (q, ring, count, kpa_state, reward, arrived, s_prev, a_prev, steps)
+
+
+@_pytree(data=["probabilities", "types", "load_edges", "actions"],
+         meta=["num_bins", "decision_period", "config", "dt"])
+class TabularTargets(_KPAWindow):
+    """A policy of the coarse-grained game (``mfg.serverless.target_game``) on the tick simulator.
+
+    Every ``decision_period`` seconds each function reads its game state, (type k, load
+    bin l of its arrivals over the period just ended, warm w = ready + starting > 0),
+    and takes the action of highest probability there, (KPA target tau, min scale m,
+    CPU c); every ``config.tick`` seconds in between, the upstream KPA decider scales it
+    with the target tau x target utilization, floored at m, with c cores per container.
+    Before its first period has been measured a function reads the idle bin (and the
+    KPA keeps its size until it has a metric).
+
+    Attributes:
+      probabilities: [S, A] the game's policy, S = 2 K L.
+      types: [N] int the type of each simulated function (``target_game.type_of``).
+      load_edges: [K, L - 2] per type, edges in log(rate) between busy bins 1..L-1
+        (bin 0: no arrival in the period; +inf pads a type with fewer bins).
+      actions: [A, 3] (target, min scale, cpu) of every action (``TargetActions.table``).
+      num_bins: L.
+    """
+
+    probabilities: jax.Array
+    types: jax.Array
+    load_edges: jax.Array
+    actions: jax.Array
+    num_bins: int = 8
+    decision_period: float = 60.0
+    config: KPAConfig = KPAConfig()
+    dt: float = 2.0
+
+    def init(self, num_functions, key):
+        if int(np.shape(self.types)[0]) != num_functions:
+            raise ValueError(f"the policy holds types for {np.shape(self.types)[0]} functions, the simulator "
+                             f"{num_functions}")
+        ring, count = self._window(num_functions)
+        zeros = jnp.zeros((num_functions,), jnp.float32)
+        return ring, count, kpa_init(num_functions), zeros, zeros, zeros, zeros
+
+    def record(self, state, measurement, now):
+        ring, count, kpa_state, arrived, target, floor, cpu = state
+        ring, count = _Window.push(ring, count, measurement.concurrency)
+        return ring, count, kpa_state, arrived + measurement.arrivals.astype(arrived.dtype), target, floor, cpu
+
+    def states(self, arrived, warm) -> jax.Array:
+        """[N] the game's state index of each function from its arrivals over a period."""
+        rate = arrived / self.decision_period
+        edges = jnp.asarray(self.load_edges)[jnp.asarray(self.types)]                        # [N, L - 2]
+        busy_bin = 1 + jnp.sum(jnp.log(jnp.maximum(rate, 1e-30))[:, None] > edges, axis=1)
+        load = jnp.where(arrived > 0, busy_bin, 0)
+        return ((jnp.asarray(self.types) * self.num_bins + load) * 2 + warm.astype(load.dtype)).astype(jnp.int32)
+
+    def decide(self, state, view, key):
+        ring, count, kpa_state, arrived, target, floor, cpu = state
+        every = int(round(self.decision_period / self.config.tick))
+        at_decision = (jnp.round(view.now / self.config.tick).astype(jnp.int32) % every) == 0
+        s = self.states(arrived, (view.ready + view.starting) > 0)
+        row = jnp.asarray(self.actions)[jnp.argmax(jnp.asarray(self.probabilities)[s], axis=1)]       # [N, 3]
+        target = jnp.where(at_decision, row[:, 0] * self.config.target_utilization, target).astype(target.dtype)
+        floor = jnp.where(at_decision, row[:, 1], floor).astype(floor.dtype)
+        cpu = jnp.where(at_decision, row[:, 2], cpu).astype(cpu.dtype)
+        arrived = jnp.where(at_decision, 0.0, arrived).astype(arrived.dtype)
+        pods, kpa_state = self._kpa_step(ring, count, kpa_state, view, target_value=target)
+        pods = jnp.maximum(pods, floor.astype(pods.dtype))
+        return pods, cpu.astype(view.cpu.dtype), (ring, count, kpa_state, arrived, target, floor, cpu)

@@ -78,7 +78,7 @@ from mfg.serverless.queueing import response_time_survival
 
 __all__ = ["CoarseWorkload", "coarse_grain", "TargetGameModel", "TargetReward", "serverless_targets",
            "decode_target_states", "population_cost", "pressure_of", "stationary_joint", "social_optimum",
-           "CAPACITY_RATIOS"]
+           "type_of", "tick_policy", "CAPACITY_RATIOS"]
 
 KPA_TARGET_UTILIZATION = 0.7     # KPAConfig.target_utilization (Knative's default)
 
@@ -98,6 +98,9 @@ class CoarseWorkload:
       service_mean: [K] mean service time at one core (s).
       slo: [K] latency objectives (s).
       weights: [K] share of the functions of each type.
+      type_edges: [K - 1] service times between consecutive types (s), for ``type_of``.
+      load_edges: [K, L - 2] per type, log(rate) edges between the busy bins (+inf pads
+        a type whose ties merged bins); None when the levels were given by hand.
     """
 
     levels: np.ndarray
@@ -105,6 +108,8 @@ class CoarseWorkload:
     service_mean: np.ndarray
     slo: np.ndarray
     weights: np.ndarray
+    type_edges: np.ndarray | None = None
+    load_edges: np.ndarray | None = None
 
     def __post_init__(self):
         K, L = np.shape(self.levels)
@@ -164,6 +169,7 @@ def coarse_grain(workload, num_types: int = 3, num_load_bins: int = 8, smoothing
     groups = np.array_split(order, num_types)
     L = num_load_bins
     levels, chains, means, weights = np.zeros((num_types, L)), np.zeros((num_types, L, L)), [], []
+    load_edges = np.full((num_types, L - 2), np.inf)
     for k, rows in enumerate(groups):
         r = rates[rows]
         requests = r.sum(1)
@@ -171,6 +177,7 @@ def coarse_grain(workload, num_types: int = 3, num_load_bins: int = 8, smoothing
         weights.append(len(rows) / len(service))
         positive = r[r > 0]
         edges = load_bin_edges(positive, L - 1, "requests") if positive.size else np.zeros(0)
+        load_edges[k, :len(edges)] = edges
         bins = np.where(r > 0, 1 + np.searchsorted(edges, np.log(np.maximum(r, 1e-300))), 0)
         for b in range(1, L):
             # Ties can merge edges (``load_bin_edges``): an empty bin repeats the level below.
@@ -180,7 +187,32 @@ def coarse_grain(workload, num_types: int = 3, num_load_bins: int = 8, smoothing
         chains[k] = counts / counts.sum(1, keepdims=True)
     levels[:, 0] = 0.0
     means = np.asarray(means)
-    return CoarseWorkload(levels, chains, means, slo_of(means), np.asarray(weights))
+    type_edges = np.array([0.5 * (service[groups[k][-1]] + service[groups[k + 1][0]]) for k in range(num_types - 1)])
+    return CoarseWorkload(levels, chains, means, slo_of(means), np.asarray(weights), type_edges, load_edges)
+
+
+def type_of(workload: CoarseWorkload, service_mean) -> np.ndarray:
+    """[N] the type of functions with these mean service times (``coarse_grain``'s split)."""
+    if workload.type_edges is None:
+        raise ValueError("this CoarseWorkload has no type_edges (build it with coarse_grain)")
+    return np.searchsorted(np.asarray(workload.type_edges), np.asarray(service_mean, np.float64)).astype(np.int32)
+
+
+def tick_policy(workload: CoarseWorkload, policy, service_mean, actions: TargetActions | None = None, **kwargs):
+    """The game's ``policy`` [S, A] as a tick-simulator policy for functions with these
+    service times (``mfg.serverless.policies.TabularTargets``; ``kwargs`` go to it)."""
+    from mfg.serverless.policies import TabularTargets
+
+    if workload.load_edges is None:
+        raise ValueError("this CoarseWorkload has no load_edges (build it with coarse_grain)")
+    actions = TargetActions(cpu=(0.5, 1.0)) if actions is None else actions
+    policy = np.asarray(policy, np.float32)
+    if policy.shape != (2 * workload.num_types * workload.num_bins, actions.num_actions):
+        raise ValueError(f"policy has shape {policy.shape}; this workload's game needs "
+                         f"[S, A] = [{2 * workload.num_types * workload.num_bins}, {actions.num_actions}]")
+    return TabularTargets(jnp.asarray(policy), jnp.asarray(type_of(workload, service_mean)),
+                          jnp.asarray(workload.load_edges, jnp.float32), jnp.asarray(actions.table()),
+                          num_bins=workload.num_bins, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
