@@ -227,6 +227,25 @@ def transfer(args):
     save(results, path)
 
 
+def _plotted(means: list[dict]) -> list[dict]:
+    """The rows the frontier plot draws: a CPU request in the knob makes its own series
+    (one line per sweep), and a series equal to another at every point is drawn once,
+    under both names."""
+    rows = []
+    for r in means:
+        knob, _, cpu = r["knob"].partition(", cpu ")
+        rows.append({**r, "policy": r["policy"] + (f" (cpu {cpu})" if cpu else ""), "knob": knob})
+    points = {}
+    for r in rows:
+        points.setdefault(r["policy"], []).append((r["knob"], r["allocated_cores"], r["slo_violations"]))
+    same = {}
+    for family, pts in points.items():
+        twin = next((f for f in same.values() if points[f] == pts), None) if pts else None
+        same[family] = twin or family
+    names = {f: " = ".join([g for g in points if same[g] == f]) for f in points if same[f] == f}
+    return [{**r, "policy": names[r["policy"]]} for r in rows if same[r["policy"]] == r["policy"]]
+
+
 def report(args):
     """Merge the results files, print each setting's table and verdicts, draw the plot."""
     from experiments.plots import plot_frontiers
@@ -254,7 +273,7 @@ def report(args):
         print_table(setting, means, verdicts(means, learned_prefix="MFG"))
     if means_by_setting:
         out = Path(__file__).parents[1] / "docs" / "img" / "serverless_frontier.png"
-        plot_frontiers(means_by_setting, str(out), floor=floors)
+        plot_frontiers({s: _plotted(m) for s, m in means_by_setting.items()}, str(out), floor=floors)
         print(f"wrote {out}")
 
 

@@ -197,9 +197,12 @@ def plot_frontiers(settings: Mapping[str, list], path: str, floor: Mapping[str, 
     plt = _pyplot()
     panels = list(settings)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     markers = "os^Dv<>p*hX"
     families = list(dict.fromkeys(row["policy"] for rows in settings.values() for row in rows))
+    # more families than the default cycle's 10 colours: a 20-colour map, so that no two
+    # series share a colour (each also has its marker)
+    colors = (plt.rcParams["axes.prop_cycle"].by_key()["color"] if len(families) <= 10
+              else [plt.get_cmap("tab20")(i) for i in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)])
     for axis, setting in zip(axes[0], panels):
         rows = settings[setting]
         for index, family in enumerate(families):

@@ -381,3 +381,23 @@ def test_the_tabular_policy_reads_the_games_state_from_a_periods_arrivals(small)
         assert (states[i, 1] == 0) if minute[i] == 0 else (below <= states[i, 1] <= above), (i, minute[i])
     with pytest.raises(ValueError, match="policy has shape"):
         tick_policy(coarse, uniform[:-1], pop.service_mean, actions)
+
+
+def test_a_baselines_frontier_is_the_pareto_frontier_of_its_sweeps():
+    """Two sweeps of one baseline (e.g. at 1 and 0.5 cores per container) form one
+    frontier: the points no other beats on both cores and violations, joined linearly;
+    nothing is extrapolated below the cheapest point."""
+    from mfg.serverless.comparison import frontier_at, verdicts
+    one_core = [(4.0, 0.05), (6.0, 0.04), (12.0, 0.024)]
+    half_core = [(2.0, 0.05), (3.0, 0.04), (6.0, 0.024)]
+    points = one_core + half_core
+    assert frontier_at(points, 3.0) == pytest.approx(0.04)
+    assert frontier_at(points, 4.5) == pytest.approx(0.04 - 0.016 * 1.5 / 3.0)   # between (3, .04) and (6, .024)
+    assert frontier_at(points, 12.0) == pytest.approx(0.024)                      # a dominated point adds nothing
+    assert frontier_at(points, 1.5) is None
+    means = [{"policy": "KPA", "knob": f"k{i}", "allocated_cores": c, "slo_violations": v, "p99_latency": 1.0}
+             for i, (c, v) in enumerate(points)]
+    means.append({"policy": "MFG tabular targets", "knob": "x", "allocated_cores": 3.0, "slo_violations": 0.02,
+                  "p99_latency": 1.0})
+    (row,) = verdicts(means, learned_prefix="MFG", baselines=("KPA",))
+    assert row["vs KPA"] == pytest.approx(0.5)
