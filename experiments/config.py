@@ -163,6 +163,8 @@ class EvaluationConfig(_Strict):
                                                  "critic: linear in RBF features (mfg.serverless.learned) or "
                                                  "MLPs (mfg.serverless.learned_neural)")
     max_containers: int = Field(200, gt=0, description="tick: the most containers one function may have")
+    cpu_requests: list[float] = Field([1.0], min_length=1, description="tick: cores per container: the "
+                                      "baselines run at each, and the online learner chooses among them")
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -172,6 +174,8 @@ class EvaluationConfig(_Strict):
             raise ValueError(f"hpa_target_utilization values must lie in (0, 1], got {self.hpa_target_utilization}")
         if any(c <= 0 for c in self.kpa_target_concurrency):
             raise ValueError(f"kpa_target_concurrency values must be > 0, got {self.kpa_target_concurrency}")
+        if any(not (0 < c < float("inf")) for c in self.cpu_requests):
+            raise ValueError(f"cpu_requests must be numbers of cores > 0, got {self.cpu_requests}")
         if any(not (p >= 0 and p < float("inf")) for p in self.prices):
             raise ValueError(f"prices must be numbers >= 0, got {self.prices}")
         if self.simulator == "tick":

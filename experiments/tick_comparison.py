@@ -95,7 +95,8 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
     n, mc = evaluation.num_functions, evaluation.max_containers
     train = population(_day(evaluation, evaluation.seed + 1), n, evaluation.seed, start=0,
                        minutes=evaluation.train_minutes)
-    actions = TargetActions() if evaluation.learner_actions == "targets" else MoveActions()
+    cpu = tuple(float(c) for c in evaluation.cpu_requests)
+    actions = TargetActions(cpu=cpu) if evaluation.learner_actions == "targets" else MoveActions(cpu=cpu)
     family = LEARNED if evaluation.learner_actions == "targets" else "MFG-NAC moves"
     if evaluation.learner == "neural":
         family = family.replace("MFG-NAC", "MFG-NAC neural")
@@ -123,10 +124,11 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
         pop = population(_day(evaluation, seed), n, evaluation.seed, start=evaluation.start_minute,
                          minutes=evaluation.minutes)
         platform = Platform(max_containers=mc, capacity=pop.capacity(evaluation.setting))
-        candidates = [("KPA", f"target {t:g}", KPA(KPAConfig(target=t)), 0.0)
-                      for t in evaluation.kpa_target_concurrency]
-        candidates += [("HPA", f"target {u:g}", HPA(HPAConfig(target_utilization=u, max_replicas=mc)), 0.0)
-                       for u in evaluation.hpa_target_utilization]
+        at = lambda c: "" if cpu == (1.0,) else f", cpu {c:g}"       # noqa: E731
+        candidates = [("KPA", f"target {t:g}{at(c)}", KPA(KPAConfig(target=t), cpu=c), 0.0)
+                      for c in cpu for t in evaluation.kpa_target_concurrency]
+        candidates += [("HPA", f"target {u:g}{at(c)}", HPA(HPAConfig(target_utilization=u, max_replicas=mc), cpu=c),
+                        0.0) for c in cpu for u in evaluation.hpa_target_utilization]
         candidates += [(name, knob, deploy(learned, pop), float(learned.price))
                        for (name, knob), learned in trained.items()]
         candidates.append(("tabular MFG (minute game)", "this run", tabular, 0.0))

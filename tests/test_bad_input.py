@@ -186,6 +186,7 @@ CONFIG_CASES = [
     (SERVERLESS, "evaluation.minutes", 2000, r"evaluation.minutes: .*less than or equal to 1440"),
     (SERVERLESS, "evaluation.hpa_target_utilization", [1.5], r"hpa_target_utilization values must lie in \(0, 1\]"),
     (SERVERLESS, "evaluation.static_containers", [0], r"static_containers must be >= 1"),
+    (SERVERLESS, "evaluation.cpu_requests", [0.5, 0.0], r"cpu_requests must be numbers of cores > 0, got \[0.5, 0.0\]"),
     (SERVERLESS, "evaluation.num_functions", 10**9, r"needs at least .* evaluation"),
     (SERVERLESS, "evaluation.deploy", "best", r"evaluation.deploy: Input should be 'sample' or 'greedy'"),
     (BASE, "nplayer", {"sizes": [0]}, r"sizes must be positive player counts"),
