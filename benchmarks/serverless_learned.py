@@ -10,6 +10,8 @@
         --results benchmarks/results_serverless_cpu.json      # the baselines at 0.5 cores per container
     python benchmarks/serverless_learned.py compare --learner-cpu 0.5 1 --kpa-targets --hpa-targets \
         --results benchmarks/results_serverless_learned_cpu.json   # the learners choosing the CPU request too
+    python benchmarks/serverless_learned.py compare --learners congestion --learner-cpu 0.5 1 --settings congested \
+        --results benchmarks/results_serverless_congestion.json   # the MFG learner under a congestion price
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
@@ -75,6 +77,8 @@ CPU_RESULTS = Path(__file__).with_name("results_serverless_cpu.json")
 TABULAR_RESULTS = Path(__file__).with_name("results_serverless_oracle_deploy.json")
 # the linear learners with the CPU request among their actions (added with CPU_RESULTS)
 LEARNED_CPU_RESULTS = Path(__file__).with_name("results_serverless_learned_cpu.json")
+# the MFG learner under a congestion price (issue 16, item 6), congested setting
+CONGESTION_RESULTS = Path(__file__).with_name("results_serverless_congestion.json")
 # eta of the neural learner's natural step: the linear default (25) made a 2-hour,
 # 100-function training flip most of the policy every phase (mean TV 0.7-0.86); 2.5
 # was chosen after seeing that, before any comparison of the neural learner
@@ -113,6 +117,17 @@ def learners(args, train, setting):
             print(f"{setting}: training {family} at price {price} ...", flush=True)
             run = train_online(policy, platform, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
             trained[(family, f"price {price}")] = (run.policy, run.seconds, run.history)
+        return trained
+    if args.learners == "congestion":
+        price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
+        suffix = "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
+        for kappa in args.congestion_prices:
+            policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
+                                         actions=TargetActions(cpu=cpu), congestion_price=kappa)
+            print(f"{setting}: training MFG-NAC targets at price {price}{suffix}, kappa {kappa} ...", flush=True)
+            run = train_online(policy, contended, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
+            trained[("MFG-NAC targets", f"price {price}{suffix}, kappa {kappa:g}")] = (run.policy, run.seconds,
+                                                                                      run.history)
         return trained
     if args.learners == "neural":
         price = args.prices[len(args.prices) // 2]
@@ -155,7 +170,7 @@ def compare(args):
         for seed in args.eval_days:
             pop = population(day(seed), args.functions, 0, start=900, minutes=360)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
-            candidates = [] if args.learners in ("neural", "moves") else (
+            candidates = [] if args.learners in ("neural", "moves", "congestion") else (
                 [("KPA", _knob(t, c), KPA(KPAConfig(target=t), cpu=c), 0.0)
                  for c in args.baseline_cpu for t in args.kpa_targets]
                 + [("HPA", _knob(u, c), HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS), cpu=c), 0.0)
@@ -280,19 +295,22 @@ def report(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compare", "transfer", "report"])
-    parser.add_argument("--learners", choices=["linear", "neural", "moves", "none"], default="linear",
+    parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "none"], default="linear",
                         help="compare: the linear learners and the baselines, the neural learner alone, the "
                              "moves learners (MFG and independent) alone, or the baselines alone")
     parser.add_argument("--kpa-targets", nargs="*", type=float, default=list(KPA_TARGETS))
     parser.add_argument("--hpa-targets", nargs="*", type=float, default=list(HPA_TARGETS))
     parser.add_argument("--results", default=str(RESULTS), help="results file written")
+    parser.add_argument("--congestion-prices", nargs="+", type=float, default=[0.005, 0.01, 0.02, 0.05],
+                        help="compare --learners congestion: the kappas of the congestion price the MFG learner "
+                             "pays (price + kappa max(0, pressure - 1) per core-second)")
     parser.add_argument("--learner-cpu", nargs="+", type=float, default=[1.0],
                         help="compare: the CPU requests the linear learners choose from (cores per container)")
     parser.add_argument("--baseline-cpu", nargs="+", type=float, default=[1.0],
                         help="compare: the CPU requests (cores per container) of the baselines' sweeps")
     parser.add_argument("--merge", nargs="+", default=[str(RESULTS), str(NEURAL_RESULTS), str(WIDER_RESULTS),
                                                        str(MOVES_RESULTS), str(CPU_RESULTS), str(TABULAR_RESULTS),
-                                                       str(LEARNED_CPU_RESULTS)],
+                                                       str(LEARNED_CPU_RESULTS), str(CONGESTION_RESULTS)],
                         help="report: the results files merged")
     parser.add_argument("--functions", type=int, default=None)
     parser.add_argument("--minutes", type=int, default=60, help="transfer: minutes evaluated from 15:00")

@@ -401,3 +401,25 @@ def test_a_baselines_frontier_is_the_pareto_frontier_of_its_sweeps():
                   "p99_latency": 1.0})
     (row,) = verdicts(means, learned_prefix="MFG", baselines=("KPA",))
     assert row["vs KPA"] == pytest.approx(0.5)
+
+
+def test_the_congestion_price_charges_only_while_the_pressure_exceeds_one(small):
+    """Issue 16, item 6: price + kappa max(0, P - 1) per core-second.  Without contention
+    (infinite capacity, P = 0) kappa changes nothing; on a cluster far below the work the
+    learner pays more and learns other weights."""
+    pop, platform = small
+    def trained(kappa, capacity):
+        policy = OnlineNAC.untrained(pop.service_mean, pop.slo, max_containers=MAX_CONTAINERS, decision_period=10.0,
+                                     actor_every=6, congestion_price=kappa)
+        run = train_online(policy, dataclasses.replace(platform, capacity=capacity), pop, 1, jax.random.key(0),
+                           MAX_CONTAINERS)
+        return np.asarray(run.policy.theta), run.episodes[0]
+    free, free_summary = trained(0.0, float("inf"))
+    charged, charged_summary = trained(1.0, float("inf"))
+    np.testing.assert_array_equal(free, charged)
+    assert charged_summary == free_summary
+    tight = 0.2 * pop.capacity("tight")
+    flat, _ = trained(0.0, tight)
+    priced, priced_summary = trained(1.0, tight)
+    assert priced_summary["mean_pressure"] > 1
+    assert np.abs(flat - priced).max() > 1e-3

@@ -324,7 +324,8 @@ class _Functions(NamedTuple):
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=["theta", "critic", "value", "service_mean", "slo", "price", "discount", "temperature",
-                                "critic_rate", "actor_rate", "exploration", "radius", "day_start"],
+                                "critic_rate", "actor_rate", "exploration", "radius", "day_start",
+                                "congestion_price"],
                    meta_fields=["actions", "features", "config", "decision_period", "actor_every", "learning",
                                 "greedy", "dt", "max_containers", "history", "backlog_shaping"])
 @dataclasses.dataclass(frozen=True)
@@ -336,6 +337,10 @@ class OnlineNAC(_KPAWindow):
         critic's value part (``untrained`` gives zeros).
       service_mean, slo: [N] what the platform knows of each function (``for_functions``).
       price: cost of one allocated core-second, in SLO violations.
+      congestion_price: kappa, the platform's extra charge per core-second and per unit of
+        published pressure P above 1: the learner pays price + kappa max(0, P - 1) (issue
+        16, item 6; 0: the flat price).  The charge is a transfer: ``summarize`` reports
+        the objective at the flat price.
       discount: gamma per decision period; temperature: lambda (entropy weight).
       critic_rate: alpha; actor_rate: eta (eta lambda / (1 - gamma) <= 1).
       exploration: share of uniform decisions while learning.
@@ -365,6 +370,7 @@ class OnlineNAC(_KPAWindow):
     exploration: float = 0.1
     radius: float = 1e3
     day_start: float = 0.0
+    congestion_price: float = 0.0
     actions: TargetActions | MoveActions = TargetActions()
     features: ObservationFeatures = ObservationFeatures()
     config: KPAConfig = KPAConfig()
@@ -395,6 +401,7 @@ class OnlineNAC(_KPAWindow):
             ("temperature", self.temperature >= 0, ">= 0"),
             ("critic_rate", self.critic_rate > 0, "> 0"), ("actor_rate", self.actor_rate >= 0, ">= 0"),
             ("exploration", 0 <= self.exploration <= 1, "in [0, 1]"), ("price", self.price >= 0, ">= 0"),
+            ("congestion_price", self.congestion_price >= 0, ">= 0"),
             ("radius", self.radius > 0, "> 0"),
             ("decision_period", self.decision_period > 0 and abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1,
              f"a positive multiple of the KPA tick ({self.config.tick} s)"),
@@ -471,7 +478,8 @@ class OnlineNAC(_KPAWindow):
         learner, memory, history, decisions = state
         ring, count = _Window.push(memory.ring, memory.count, measurement.concurrency)
         allocated = (measurement.ready + measurement.starting) * measurement.cpu * self.dt
-        cost = memory.cost + measurement.violations + self.price * allocated
+        charge = self.price + self.congestion_price * jnp.maximum(measurement.pressure - 1.0, 0.0)
+        cost = memory.cost + measurement.violations + charge * allocated
         memory = memory._replace(ring=ring, count=count, cost=cost, arrived=memory.arrived + measurement.arrivals,
                                  pressure=measurement.pressure,
                                  backlog=memory.backlog.at[1].set(measurement.backlog.astype(memory.backlog.dtype)))

@@ -49,7 +49,7 @@ class _NeuralLearner(NamedTuple):
 
 
 _DATA = ["theta", "critic", "value", "service_mean", "slo", "price", "discount", "temperature", "critic_rate",
-         "actor_rate", "exploration", "radius", "day_start"]
+         "actor_rate", "exploration", "radius", "day_start", "congestion_price"]
 _META = ["actions", "features", "config", "decision_period", "actor_every", "learning", "greedy", "dt",
          "max_containers", "history", "backlog_shaping", "hidden", "critic_steps", "actor_steps",
          "actor_optimizer_rate"]
