@@ -16,42 +16,48 @@ simulator, coarse-grained to one decision period (60 s by default).
   was scaled to zero, so the next requests wait for a cold start).
 
 **Actions** a = (target tau, min scale m, CPU c) of ``learned.TargetActions``: for one
-period the function runs the KPA rule with that target on the load it measured,
+period the function runs the KPA with that target.  The period's load lam' = lam_{k,l'}
+arrives after the decision (l' ~ P_k[l, .]), as in the tick simulator, and the period
+has two phases:
 
-    n(s, a) = min(N_max, max(m, ceil(lam_{k,l} s_k / (tau u)))),   u = 0.7
-
-(KPA's desired pods at its target utilization u, with the concurrency a busy container
-has at one core, lam s).  The period's load lam' = lam_{k,l'} arrives after the decision
-(l' ~ P_k[l, .]), as in the tick simulator.  If n = 0 and requests arrive, the activator
-orders n0 = max(1, ceil(lam' s_k / (tau u))) containers; else n0 = n.
+* for its first ``reaction`` seconds t_1 (KPA's 6 s panic window plus the 1 s cold
+  start) the function holds the size the KPA rule gives on the load it measured,
+      n_1 = min(N_max, max(m, ceil(lam_{k,l} s_k / (tau u)))),   u = 0.7
+  (KPA's desired pods at its target utilization, with the concurrency a busy container
+  has at one core, lam s); a function at zero with requests arriving is scaled from
+  zero by the activator to max(1, n_2') (below);
+* for the rest, t_2 = T - t_1, KPA's scale-up to the period's own load serves:
+  n_2 = max(n_1, n_2'), n_2' = min(N_max, ceil(lam' s_k / (tau u))) (no scale-down
+  within the period: the stable window holds it).
 
 **Mean field and contention** (cpu.shares, as ``platform.cpu_shares``).  A busy request
-wants one core; function (s, a) keeps b = E_{l'}[min(lam' s_k, n0)] cores busy.  With
-the state-action mean field L, the population wants W(L) = sum_{s,a} L(s, a) b(s, a)
-cores per function; when W exceeds the capacity C (cores per function), the node
-divides C by shares: every busy request of a container with c cores runs at
-v = min(1, theta c), theta solving sum L b min(1, theta c) = C (water-filling, by
-bisection); else v = 1.  The published pressure is rho = W / C.
+wants one core; function (s, a) keeps b = E_{l'}[(t_1 min(lam' s_k, n_1) + t_2 min(lam'
+s_k, n_2)) / T] cores busy.  With the state-action mean field L, the population wants
+W(L) = sum_{s,a} L(s, a) b(s, a) cores per function; when W exceeds the capacity C
+(cores per function), the node divides C by shares: every busy request of a container
+with c cores runs at v = min(1, theta c), theta solving sum L b min(1, theta c) = C
+(water-filling, by bisection); else v = 1.  The published pressure is rho = W / C.
 
 **Reward** of (s, a) at L, over the period T (the tick model's reward per period):
 
-    r = -E_{l'}[ violation_cost viol + p(rho) n0 c T ] / nu_k,
-    viol = lam' (T - t_c) P(R > slo_k) + lam' t_c V_cold,
+    r = -E_{l'}[ violation_cost viol + p(rho) c (t_1 n_1 + t_2 n_2) ] / nu_k,
+    viol = lam' ((t_1 - t_c) P_1 + t_c V_cold + t_2 P_2),
 
-with R the M/M/n0 response time at service rate v / s_k per container
-(``queueing.response_time_survival``; every request of an unstable queue counts as a
-violation), t_c = cold_start when the period starts without containers (w = 0 or n = 0)
-and requests arrive (else 0), V_cold the share of the requests arriving during the cold
-start that miss the SLO (each waits out the rest of the cold start, then an Exp service
-of mean s_k / v), nu_k = max(1, m_k (1 + price s_k)) with m_k the type's mean arrivals
-per period (``OnlineNAC``'s normalization), and p(rho) = price + congestion_price
-max(0, rho - 1) the platform's price per core-second, rising with the pressure once
-contention binds (``congestion_price`` 0: the tick comparison's flat price).
+with P_i = P(R > slo_k) for the M/M/n_i response time R at service rate v / s_k per
+container (``queueing.response_time_survival``; every request of an unstable queue counts
+as a violation), t_c = cold_start when the period starts without containers (w = 0 or
+n_1 = 0) and requests arrive (else 0), V_cold the share of the requests arriving during
+the cold start that miss the SLO (each waits out the rest of the cold start, then an Exp
+service of mean s_k / v), nu_k = max(1, m_k (1 + price s_k)) with m_k the type's mean
+arrivals per period (``OnlineNAC``'s normalization), and p(rho) = price +
+congestion_price max(0, rho - 1) the platform's price per core-second, rising with the
+pressure once contention binds (``congestion_price`` 0: the tick comparison's flat
+price).
 
-**Transition**: (k, l, w) -> (k, l', 1[n0 > 0]) with probability P_k[l, l'].
+**Transition**: (k, l, w) -> (k, l', 1[n_2 > 0]) with probability P_k[l, l'].
 
-What the coarse-graining leaves out (docs/serverless.md): KPA's reaction within the
-period (the size is held for the period), the backlog carried between periods, cold
+What the coarse-graining leaves out (docs/serverless.md): KPA's reaction beyond the two
+phases (its scale-down, panic mode's timing), the backlog carried between periods, cold
 starts of containers added to warm functions (1 s of a 60 s period), and the extra busy
 time of slowed requests (the tick model's ``contention_passes = 0``).  Stationary
 discounted, gamma 0.9 as the online learner.  S = 2 K L, A = |targets| |min scale| |cpu|.
@@ -444,6 +450,9 @@ def stationary_joint(game: MeanFieldGame, policy: jax.Array) -> jax.Array:
     (differentiable) solve of mu_k (I - P_pi,k) = 0 on each type's block of 2 L states
     (a type never changes: each block is closed, irreducible with the smoothed load
     chain), scaled to the type's share in mu_0."""
+    if game.name != "serverless_targets" or "next_state" not in game.params:
+        raise ValueError("stationary_joint needs the coarse-grained game (serverless_targets) with a sparse or pull "
+                         f"kernel, got {game.name!r} with params {sorted(game.params)}")
     K, L, _ = game.state_shape
     block = 2 * L
     params = game.params
