@@ -12,6 +12,8 @@
         --results benchmarks/results_serverless_learned_cpu.json   # the learners choosing the CPU request too
     python benchmarks/serverless_learned.py compare --learners congestion --learner-cpu 0.5 1 --settings congested \
         --results benchmarks/results_serverless_congestion.json   # the MFG learner under a congestion price
+    python benchmarks/serverless_learned.py compare --learners seeds --prices 0.04 --learner-cpu 0.5 1 \
+        --settings congested --results benchmarks/results_serverless_seeds.json   # training keys 1-4
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
@@ -118,6 +120,18 @@ def learners(args, train, setting):
             run = train_online(policy, platform, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
             trained[(family, f"price {price}")] = (run.policy, run.seconds, run.history)
         return trained
+    if args.learners == "seeds":
+        price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
+        suffix = "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
+        for key in args.train_keys:
+            for family, platform in (("MFG-NAC targets", contended), ("independent RL targets", alone)):
+                policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price,
+                                             max_containers=MAX_CONTAINERS, actions=TargetActions(cpu=cpu))
+                print(f"{setting}: training {family} at price {price}{suffix}, key {key} ...", flush=True)
+                run = train_online(policy, platform, train, args.episodes, jax.random.key(key), MAX_CONTAINERS,
+                                   log=print)
+                trained[(family, f"price {price}{suffix}, key {key}")] = (run.policy, run.seconds, run.history)
+        return trained
     if args.learners == "congestion":
         price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
         suffix = "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
@@ -170,7 +184,7 @@ def compare(args):
         for seed in args.eval_days:
             pop = population(day(seed), args.functions, 0, start=900, minutes=360)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
-            candidates = [] if args.learners in ("neural", "moves", "congestion") else (
+            candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds") else (
                 [("KPA", _knob(t, c), KPA(KPAConfig(target=t), cpu=c), 0.0)
                  for c in args.baseline_cpu for t in args.kpa_targets]
                 + [("HPA", _knob(u, c), HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS), cpu=c), 0.0)
@@ -295,7 +309,8 @@ def report(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compare", "transfer", "report"])
-    parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "none"], default="linear",
+    parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "seeds", "none"],
+                        default="linear",
                         help="compare: the linear learners and the baselines, the neural learner alone, the "
                              "moves learners (MFG and independent) alone, or the baselines alone")
     parser.add_argument("--kpa-targets", nargs="*", type=float, default=list(KPA_TARGETS))
@@ -304,6 +319,9 @@ def main():
     parser.add_argument("--congestion-prices", nargs="+", type=float, default=[0.005, 0.01, 0.02, 0.05],
                         help="compare --learners congestion: the kappas of the congestion price the MFG learner "
                              "pays (price + kappa max(0, pressure - 1) per core-second)")
+    parser.add_argument("--train-keys", nargs="+", type=int, default=[1, 2, 3, 4],
+                        help="compare --learners seeds: the training keys of MFG-NAC and independent RL (targets, "
+                             "the middle price); key 0 is the other runs'")
     parser.add_argument("--learner-cpu", nargs="+", type=float, default=[1.0],
                         help="compare: the CPU requests the linear learners choose from (cores per container)")
     parser.add_argument("--baseline-cpu", nargs="+", type=float, default=[1.0],
