@@ -182,7 +182,7 @@ def markdown_table(summary: dict) -> str:
     if summary["policies"]:
         lines += ["", f"Violations floor (exp(-slo / s), request-weighted): "
                       f"{summary['policies'][0]['violations_floor']:.4f}."]
-    lines += ["", "Targets (violations at equal CPU, each baseline's swept points joined linearly):", ""]
+    lines += ["", "Targets (violations at equal CPU, on each baseline's Pareto frontier of its swept points joined linearly):", ""]
     for name, verdict in summary["targets"].items():
         value = verdict.get("ratio", verdict.get("p99_ratio"))
         shown = "no point within the baseline's CPU range" if value is None else f"{value:.3f}"
