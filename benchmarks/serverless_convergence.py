@@ -27,6 +27,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 
+from experiments.files import atomic_write  # noqa: E402
 from mfg.oracles import exploitability, mean_field_residual  # noqa: E402
 from mfg.serverless.game import serverless  # noqa: E402
 from solvers import FixedPoint, NaturalActorCritic, run  # noqa: E402
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         print(f"m = {m:>2}: " + ", ".join(f"{s['iteration']}: {s['exploitability']:.1e} (residual {s['residual']:.0e}, "
                                            f"distance {s['distance']:.0e})" for s in picks) + f"  [{seconds:.0f} s]",
               flush=True)
-    args.results.write_text(json.dumps(results, indent=1))
+    atomic_write(args.results, json.dumps(results, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -103,6 +103,11 @@ def save(results: dict, path: Path) -> None:
     os.replace(name, path)
 
 
+def _cpu_suffix(cpu: tuple[float, ...]) -> str:
+    """The knob's note of the CPU requests a learner chooses from ("" for 1 core only)."""
+    return "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
+
+
 def learners(args, train, setting):
     """{(family, knob): trained policy} for one setting."""
     capacity = train.capacity(setting)
@@ -122,7 +127,7 @@ def learners(args, train, setting):
         return trained
     if args.learners == "seeds":
         price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
-        suffix = "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
+        suffix = _cpu_suffix(cpu)
         for key in args.train_keys:
             for family, platform in (("MFG-NAC targets", contended), ("independent RL targets", alone)):
                 policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price,
@@ -134,7 +139,7 @@ def learners(args, train, setting):
         return trained
     if args.learners == "congestion":
         price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
-        suffix = "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
+        suffix = _cpu_suffix(cpu)
         for kappa in args.congestion_prices:
             policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
                                          actions=TargetActions(cpu=cpu), congestion_price=kappa)
@@ -152,7 +157,7 @@ def learners(args, train, setting):
         trained[("MFG-NAC neural targets", f"price {price}")] = (run.policy, run.seconds, run.history)
         return trained
     cpu = tuple(args.learner_cpu)
-    suffix = "" if cpu == (1.0,) else ", cpu " + "/".join(f"{c:g}" for c in cpu)
+    suffix = _cpu_suffix(cpu)
     for price in args.prices:
         for family, platform in (("MFG-NAC targets", contended), ("independent RL targets", alone)):
             policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,

@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +51,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments.files import atomic_write  # noqa: E402
 from mfg.oracles import induced_mean_field  # noqa: E402
 from mfg.serverless.target_game import (coarse_grain, population_cost, serverless_targets,  # noqa: E402
                                         social_optimum, stationary_joint, tick_policy)
@@ -67,10 +66,7 @@ AGENTS = (100, 1000, 10_000)
 
 def _write(path: Path, results: dict) -> None:
     """Write the results atomically (a crash leaves the previous file whole)."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(name, path)
+    atomic_write(path, json.dumps(results, indent=1))
 
 
 def _rounded(costs: dict) -> dict:
