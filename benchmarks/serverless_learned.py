@@ -14,6 +14,8 @@
         --results benchmarks/results_serverless_congestion.json   # the MFG learner under a congestion price
     python benchmarks/serverless_learned.py compare --learners seeds --prices 0.04 --learner-cpu 0.5 1 \
         --settings congested --results benchmarks/results_serverless_seeds.json   # training keys 1-4
+    python benchmarks/serverless_learned.py compare --learners qlearning --baseline-cpu 0.5 1 \
+        --results benchmarks/results_serverless_qlearning.json   # Q-learning, trained on another day of the same functions
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
@@ -54,13 +56,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mfg.serverless.comparison import deploy, mean_rows, population, run_policy, train_online, verdicts
+from mfg.serverless.comparison import (deploy, mean_rows, population, run_policy, train_online, train_q_learning,
+                                      verdicts)
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
 from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
 from mfg.serverless.learned_neural import NeuralOnlineNAC
 from mfg.serverless.platform import Platform
-from mfg.serverless.policies import HPA, KPA
+from mfg.serverless.policies import HPA, KPA, QLearningKPA
 from mfg.serverless.settings import SETTINGS, Workload
 from mfg.serverless.workloads import generate_functions
 
@@ -89,10 +92,41 @@ MAX_CONTAINERS = 200
 POOL = 2000                      # functions per synthetic day (the population is drawn from them)
 KPA_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 HPA_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.8)
+# Q-learning's state: the load bin of the arrivals over its 30 s learning period, edges at
+# 0.01, 0.1, 1, 10 and 100 req/s (the decades the synthetic days' functions span)
+Q_LEARNING_EDGES = np.log(np.array([0.01, 0.1, 1.0, 10.0, 100.0]))
+# per-function Q-learning trained on another day of the evaluation's functions (issue 16, item 3)
+Q_LEARNING_RESULTS = Path(__file__).with_name("results_serverless_qlearning.json")
 
 
-def day(seed: int) -> Workload:
-    return Workload.from_trace(generate_functions(POOL, seed=seed), max_containers=MAX_CONTAINERS)
+def day(seed: int, index: int = 0) -> Workload:
+    """Workload seed ``seed``'s pool; ``index`` > 0: another day of the same functions, row
+    for row (Q-learning's training day)."""
+    return Workload.from_trace(generate_functions(POOL, seed=seed, day=index), max_containers=MAX_CONTAINERS,
+                               keep_idle=index > 0)
+
+
+def q_learning(args, seed: int, setting: str, pop):
+    """[(family, knob, frozen policy, price)]: per-function Q-learning trained on day 1 of
+    evaluation seed ``seed``'s functions (the evaluation is their day 0), ``--episodes``
+    passes of the whole day, at each price of ``--prices`` and each CPU request of
+    ``--baseline-cpu``, in the evaluation's own cluster."""
+    train = population(day(seed, index=1), args.functions, 0)
+    if not np.array_equal(train.assignment, pop.assignment):
+        raise RuntimeError("Q-learning's training day does not hold the evaluation's functions")
+    platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
+    out = []
+    for cpu in args.baseline_cpu:
+        for price in args.prices:
+            policy = QLearningKPA.untrained(pop.num_functions, Q_LEARNING_EDGES, targets=KPA_TARGETS, price=price,
+                                            cpu=cpu)
+            print(f"{setting}: training Q-learning at price {price}, cpu {cpu:g} on day 1 of seed {seed} ...",
+                  flush=True)
+            frozen, _ = train_q_learning(policy, platform, train, args.episodes,
+                                         jax.random.fold_in(jax.random.key(seed), 1), MAX_CONTAINERS, log=print)
+            knob = f"price {price}" + ("" if cpu == 1.0 else f", cpu {cpu:g}")
+            out.append(("Q-learning", knob, frozen, price))
+    return out
 
 
 def save(results: dict, path: Path) -> None:
@@ -114,7 +148,7 @@ def learners(args, train, setting):
     contended = Platform(max_containers=MAX_CONTAINERS, capacity=capacity)
     alone = Platform(max_containers=MAX_CONTAINERS)                  # no contention: independent RL
     trained = {}
-    if args.learners == "none":
+    if args.learners in ("none", "qlearning"):            # Q-learning trains per evaluation day (compare)
         return trained
     if args.learners == "moves":
         price = args.prices[len(args.prices) // 2]
@@ -189,13 +223,15 @@ def compare(args):
         for seed in args.eval_days:
             pop = population(day(seed), args.functions, 0, start=900, minutes=360)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
-            candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds") else (
+            candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds", "qlearning") else (
                 [("KPA", _knob(t, c), KPA(KPAConfig(target=t), cpu=c), 0.0)
                  for c in args.baseline_cpu for t in args.kpa_targets]
                 + [("HPA", _knob(u, c), HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS), cpu=c), 0.0)
                    for c in args.baseline_cpu for u in args.hpa_targets])
             candidates += [(family, knob, deploy(policy, pop), float(policy.price))
                            for (family, knob), (policy, _, _) in trained.items()]
+            if args.learners == "qlearning":
+                candidates += q_learning(args, seed, setting, pop)
             for family, knob, policy, price in candidates:
                 start = time.perf_counter()
                 row = {"setting": setting, "eval_day": seed, "policy": family, "knob": knob,
@@ -314,7 +350,7 @@ def report(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compare", "transfer", "report"])
-    parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "seeds", "none"],
+    parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "seeds", "qlearning", "none"],
                         default="linear",
                         help="compare: the linear learners and the baselines, the neural learner alone, the "
                              "moves learners (MFG and independent) alone, or the baselines alone")
@@ -333,7 +369,8 @@ def main():
                         help="compare: the CPU requests (cores per container) of the baselines' sweeps")
     parser.add_argument("--merge", nargs="+", default=[str(RESULTS), str(NEURAL_RESULTS), str(WIDER_RESULTS),
                                                        str(MOVES_RESULTS), str(CPU_RESULTS), str(TABULAR_RESULTS),
-                                                       str(LEARNED_CPU_RESULTS), str(CONGESTION_RESULTS)],
+                                                       str(LEARNED_CPU_RESULTS), str(CONGESTION_RESULTS),
+                                                       str(Q_LEARNING_RESULTS)],
                         help="report: the results files merged")
     parser.add_argument("--functions", type=int, default=None)
     parser.add_argument("--minutes", type=int, default=60, help="transfer: minutes evaluated from 15:00")

@@ -423,3 +423,32 @@ def test_the_congestion_price_charges_only_while_the_pressure_exceeds_one(small)
     priced, priced_summary = trained(1.0, tight)
     assert priced_summary["mean_pressure"] > 1
     assert np.abs(flat - priced).max() > 1e-3
+
+
+def test_q_learning_learns_on_another_day_of_the_same_functions_and_is_tested_frozen(small):
+    """Issue 16, item 3: the per-function table learns on day 1 of the evaluation's own
+    functions (row for row) and is evaluated, frozen, on day 0; the evaluation changes no
+    entry of the table, and a table for other functions is refused."""
+    from mfg.serverless.comparison import train_q_learning
+    from mfg.serverless.policies import QLearningKPA
+
+    pop, platform = small
+    tomorrow = Workload.from_trace(generate_functions(60, seed=0, day=1), max_containers=MAX_CONTAINERS,
+                                   keep_idle=True)
+    train = population(tomorrow, 24, 0, start=17 * 60, minutes=20)
+    np.testing.assert_array_equal(train.assignment, pop.assignment)
+    assert not np.array_equal(train.workload.counts[train.assignment], pop.workload.counts[pop.assignment])
+    policy = QLearningKPA.untrained(pop.num_functions, np.log([0.1, 1.0]), targets=(0.3, 0.7), price=0.02)
+    frozen, seconds = train_q_learning(policy, platform, train, 1, jax.random.key(0), MAX_CONTAINERS)
+    assert seconds > 0 and frozen.learning_rate == 0 and frozen.exploration == 0
+    learned = np.asarray(frozen.q_values)
+    assert np.count_nonzero(learned) > 0
+    functions, arrivals = pop.inputs()
+    result = simulate(platform, functions, arrivals, frozen, jax.random.key(1), minutes=pop.minutes,
+                      initial_containers=warm_start(pop, MAX_CONTAINERS))
+    np.testing.assert_array_equal(np.asarray(result.policy_state[0]), learned)
+    other = population(tomorrow, 10, 0, start=17 * 60, minutes=20)
+    with pytest.raises(ValueError, match="the Q table holds 24 functions, the simulator 10"):
+        train_q_learning(policy, platform, other, 1, jax.random.key(0), MAX_CONTAINERS)
+    with pytest.raises(ValueError, match="episodes must be an int >= 1"):
+        train_q_learning(policy, platform, train, 0, jax.random.key(0), MAX_CONTAINERS)

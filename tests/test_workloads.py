@@ -102,3 +102,38 @@ def test_generate_functions_keeps_exactly_the_requested_invoked_functions():
     trace = generate_functions(50, seed=4)
     assert trace.num_functions == 50 and np.all(trace.invocations.sum(1) > 0)
     assert set(trace.memory) <= set(trace.apps)
+
+
+def test_another_day_holds_the_same_functions_with_new_bursts():
+    """day = d > 0: the same apps, functions, triggers, durations and timers (a timer fires
+    at the same minutes every day); the bursty functions' counts are redrawn, with the same
+    daily volume on average; day 0 is the original draw."""
+    first, same, other = generate(300, seed=5), generate(300, seed=5, day=0), generate(300, seed=5, day=1)
+    np.testing.assert_array_equal(same.invocations, first.invocations)
+    for field in ("owners", "apps", "functions", "triggers"):
+        np.testing.assert_array_equal(getattr(other, field), getattr(first, field))
+    np.testing.assert_array_equal(np.delete(other.durations, 1, axis=1), np.delete(first.durations, 1, axis=1))
+    np.testing.assert_array_equal(other.durations[:, 1], other.invocations.sum(1))       # Count: that day's calls
+    timers = first.triggers == "timer"
+    np.testing.assert_array_equal(other.invocations[timers], first.invocations[timers])
+    bursty = ~timers & (first.invocations.sum(1) > 100)
+    assert bursty.sum() > 20 and np.all((other.invocations[bursty] != first.invocations[bursty]).any(1))
+    ratio = other.invocations[bursty].sum(1) / first.invocations[bursty].sum(1)
+    assert 0.8 < np.median(ratio) < 1.25, np.median(ratio)
+    with pytest.raises(ValueError, match="day must be an int >= 0"):
+        generate(3, seed=5, day=-1)
+
+
+def test_another_day_of_generated_functions_lines_up_row_for_row():
+    """generate_functions(..., day=1) keeps day 0's functions in day 0's rows, idle or not,
+    and Workload.from_trace(keep_idle=True) keeps every row: the pools line up."""
+    from mfg.serverless.settings import Workload
+    from mfg.serverless.workloads import generate_functions
+
+    today, tomorrow = generate_functions(200, seed=4), generate_functions(200, seed=4, day=1)
+    np.testing.assert_array_equal(tomorrow.functions, today.functions)
+    assert (tomorrow.invocations.sum(1) == 0).any()          # some rare function is idle on day 1
+    pool = Workload.from_trace(tomorrow, max_containers=200, keep_idle=True)
+    assert pool.num_functions == 200
+    np.testing.assert_array_equal(pool.service_mean, Workload.from_trace(today, max_containers=200).service_mean)
+    assert Workload.from_trace(tomorrow, max_containers=200).num_functions < 200     # the default drops idle rows

@@ -12,6 +12,9 @@ The protocol (docs/serverless.md, "The learned policy"):
   contention (infinite capacity: every function learns as if alone), then deployed with
   everyone else in the contended cluster.
 * **Baselines** run on the evaluation day at each of their knobs.
+* **Q-learning** (``QLearningKPA``: one table per function, after Schuler et al.) trains
+  on *another day of the same functions* (``train_q_learning``), since its table cannot
+  be carried to other functions, and is evaluated frozen on the evaluation day.
 
 ``summarize`` gives one run's metrics: SLO violations per request, mean and p99 latency,
 allocated and used cores per function, cold starts per function-hour, the backlog left,
@@ -32,11 +35,12 @@ import numpy as np
 from mfg.serverless.evaluation import histogram_quantile
 from mfg.serverless.learned import OnlineNAC
 from mfg.serverless.platform import Platform
+from mfg.serverless.policies import QLearningKPA
 from mfg.serverless.settings import Workload, capacity_of
 from mfg.serverless.simulator import latency_edges, simulate
 
 __all__ = ["Population", "population", "warm_start", "summarize", "train_online", "TrainingRun", "deploy",
-           "run_policy", "mean_rows", "frontier_at", "verdicts", "MEAN_METRICS"]
+           "run_policy", "mean_rows", "frontier_at", "verdicts", "MEAN_METRICS", "train_q_learning"]
 
 MEAN_METRICS = ("slo_violations", "p99_latency", "mean_latency", "allocated_cores", "cold_starts_per_hour",
                 "violations_floor", "mean_pressure", "objective")
@@ -232,3 +236,29 @@ def verdicts(means: list[dict], learned_prefix: str = "MFG-NAC", baselines=("KPA
             entry["p99 independent / MFG"] = other["p99_latency"] / r["p99_latency"]
         out.append(entry)
     return out
+
+
+def train_q_learning(policy: QLearningKPA, platform: Platform, pop: Population, episodes: int, key: jax.Array,
+                     max_containers: int, log: Callable[[str], None] | None = None) -> tuple[QLearningKPA, float]:
+    """``episodes`` passes of per-function Q-learning (``QLearningKPA``) on ``pop``, each
+    starting from the table the previous one ended with; returns (the greedy frozen
+    policy, wall seconds).
+
+    ``pop`` is another day of the evaluation's own functions, row for row
+    (``generate_functions(..., day=d)`` with ``Workload.from_trace(keep_idle=True)``): the
+    table holds one row per function, so it can only be tested on the functions it
+    learned, and the protocol keeps the day it learns on apart from the day it is tested on.
+    """
+    if not (isinstance(episodes, int) and episodes >= 1):
+        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
+    functions, arrivals = pop.inputs()
+    begin = time.perf_counter()
+    for episode, episode_key in enumerate(jax.random.split(key, episodes)):
+        result = simulate(platform, functions, arrivals, policy, episode_key, minutes=pop.minutes,
+                          initial_containers=warm_start(pop, max_containers))
+        policy = dataclasses.replace(policy, q_values=result.policy_state[0])
+        if log is not None:
+            s = summarize(result, pop, float(policy.price))
+            log(f"  Q-learning episode {episode + 1}/{episodes}: violations {s['slo_violations']:.4f}, cores/fn "
+                f"{s['allocated_cores']:.2f}, objective {s['objective']:.4f} ({time.perf_counter() - begin:.0f} s)")
+    return policy.frozen(policy.q_values), time.perf_counter() - begin

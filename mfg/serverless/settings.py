@@ -57,14 +57,19 @@ class Workload:
 
     @classmethod
     def from_trace(cls, trace, max_containers: int = 1000, peak_utilization: float = 0.7,
-                   slo_multiple: float | None = None, slo_floor: float | None = None) -> "Workload":
-        """The trace's invoked functions, fitted to ``max_containers`` (see the module docstring)."""
+                   slo_multiple: float | None = None, slo_floor: float | None = None,
+                   keep_idle: bool = False) -> "Workload":
+        """The trace's invoked functions, fitted to ``max_containers`` (see the module docstring).
+
+        ``keep_idle``: keep every row, also those without an invocation, so that row i is
+        the trace's function i (another day of the same functions,
+        ``generate_functions(..., day=d)``, lines up with day 0's pool)."""
         if not (isinstance(max_containers, int) and max_containers >= 1):
             raise ValueError(f"max_containers must be an int >= 1, got {max_containers!r}")
         if not 0 < peak_utilization <= 1:
             raise ValueError(f"peak_utilization must lie in (0, 1], got {peak_utilization!r}")
         invocations = np.asarray(trace.invocations, np.float64)
-        active = np.flatnonzero(invocations.sum(1) > 0)
+        active = np.arange(invocations.shape[0]) if keep_idle else np.flatnonzero(invocations.sum(1) > 0)
         if active.size == 0:
             raise ValueError("the trace has no function with any invocation")
         counts = invocations[active]

@@ -18,7 +18,10 @@ cannot be downloaded on our machines; point ``read_trace`` at a folder holding i
 ``generate(num_apps, seed)`` draws a synthetic day that matches the published statistics
 (functions per app, trigger mix, popularity over ~8 orders of magnitude, a daily cycle
 with peaks ~2x the trough, log-normal durations, periodic timers, bursty other triggers)
-and ``write_trace`` writes it in the same format; ``SAMPLE_DIR`` holds a small one
+and ``write_trace`` writes it in the same format; ``generate(num_apps, seed, day=d)`` is
+another day of the same apps and functions (as the public trace's 14 days are: the same
+functions, popularities, durations and timer phases, new bursts and Poisson counts), so
+a policy that keeps one table per function can train on one day and be tested on another; ``SAMPLE_DIR`` holds a small one
 (``generate(60, seed=0)``) used by the tests and the default experiments.
 """
 
@@ -247,11 +250,22 @@ def _hash(rng, n):
     return np.array(["".join(f"{b:02x}" for b in rng.integers(0, 256, 32)) for _ in range(n)])
 
 
-def generate(num_apps: int = 100, seed: int = 0) -> Trace:
-    """A synthetic day of ``num_apps`` apps matching the published trace statistics."""
+def generate(num_apps: int = 100, seed: int = 0, day: int = 0) -> Trace:
+    """A synthetic day of ``num_apps`` apps matching the published trace statistics.
+
+    ``seed`` fixes the apps and their functions; ``day`` > 0 redraws only what changes from
+    one day to the next: each bursty function's gamma modulation and Poisson counts (from
+    a generator seeded by (seed, day)).  ``day = 0`` is the original draw, so every
+    earlier result keeps its workload.
+    """
     if num_apps < 1:
         raise ValueError(f"num_apps must be a positive int, got {num_apps}.")
+    if not (isinstance(day, (int, np.integer)) and day >= 0):
+        raise ValueError(f"day must be an int >= 0, got {day!r}.")
     rng = np.random.default_rng(seed)
+    # day 0 draws its series from the apps' generator; another day from its own, while the
+    # apps' generator still draws (and discards) day 0's, so every later draw is unchanged
+    daily_rng = rng if day == 0 else np.random.default_rng([seed, day])
     sizes_choice = rng.choice(len(FUNCTIONS_PER_APP), size=num_apps, p=[p for _, p in FUNCTIONS_PER_APP])
     sizes = []
     for k in sizes_choice:
@@ -281,6 +295,9 @@ def generate(num_apps: int = 100, seed: int = 0) -> Trace:
             else:                                                         # bursty: gamma-modulated Poisson
                 burst = rng.gamma(0.5, 2.0, size=MINUTES)                 # mean 1, CV sqrt(2)
                 series = rng.poisson(daily * shape * burst)
+                if day:
+                    burst = daily_rng.gamma(0.5, 2.0, size=MINUTES)
+                    series = daily_rng.poisson(daily * shape * burst)
             mean_seconds = float(np.exp(rng.normal(*DURATION_LN_SECONDS)))
             spread = 0.5
             pct = mean_seconds * 1e3 * np.exp(spread * np.array([-3.0, -2.33, -0.67, 0.0, 0.67, 2.33, 3.0]))
@@ -297,12 +314,13 @@ def generate(num_apps: int = 100, seed: int = 0) -> Trace:
                  np.array(counts, dtype=np.int64), np.array(durations, dtype=np.float64), memory)
 
 
-def generate_functions(num_functions: int, seed: int = 0) -> Trace:
+def generate_functions(num_functions: int, seed: int = 0, day: int = 0) -> Trace:
     """A synthetic day (``generate``) with exactly ``num_functions`` invoked functions.
 
-    Apps are drawn until enough functions have at least one invocation; the first
-    ``num_functions`` of those are kept (idle functions are dropped, as a cluster hosting
-    the day would not see them).
+    Apps are drawn until enough functions have at least one invocation on day 0; the
+    first ``num_functions`` of those are kept (idle functions are dropped, as a cluster
+    hosting the day would not see them).  ``day`` > 0 gives another day of the same
+    functions, in the same rows (a function may then have no invocation at all).
     """
     if num_functions < 1:
         raise ValueError(f"num_functions must be a positive int, got {num_functions}.")
@@ -312,6 +330,8 @@ def generate_functions(num_functions: int, seed: int = 0) -> Trace:
         active = np.flatnonzero(trace.invocations.sum(1) > 0)
         if active.size >= num_functions:
             keep = active[:num_functions]
+            if day:
+                trace = generate(num_apps, seed, day)
             return Trace(trace.owners[keep], trace.apps[keep], trace.functions[keep], trace.triggers[keep],
                          trace.invocations[keep], trace.durations[keep],
                          {a: m for a, m in trace.memory.items() if a in set(trace.apps[keep])})
