@@ -141,7 +141,11 @@ class EvaluationConfig(_Strict):
     deploy: Literal["sample", "greedy"] = Field("sample", description="MFG / RL policies: sample their action "
                                                 "probabilities, or take the most likely action")
     independent: bool = Field(True, description="include independent RL (the solver on the game without contention)")
-    q_learning_days: int = Field(2, ge=0, description="days of online training of per-function Q-learning (0: off)")
+    q_learning_days: int = Field(2, ge=0, description="passes of online training of per-function Q-learning over "
+                                 "its training day, another day of the same functions (0: off)")
+    q_learning_train_day: int | None = Field(None, ge=1, le=14, description="trace folder: the day Q-learning trains "
+                                             "on (default: the evaluation day's next, or day 13 for day 14); must "
+                                             "differ from day")
     static_containers: list[int] = Field([1, 2, 3, 4], description="static sizes swept (containers at full CPU)")
     hpa_target_utilization: list[float] = Field([0.5, 0.6, 0.7, 0.8, 0.9], description="HPA targets swept")
     kpa_target_concurrency: list[float] = Field([0.4, 0.55, 0.7, 0.85, 1.0],
@@ -186,6 +190,9 @@ class EvaluationConfig(_Strict):
             if self.start_minute + self.minutes > 1440:
                 raise ValueError(f"start_minute + minutes must stay within the day (1440), got "
                                  f"{self.start_minute} + {self.minutes}")
+        if self.q_learning_train_day is not None and self.q_learning_train_day == self.day:
+            raise ValueError(f"q_learning_train_day must differ from day ({self.day}): Q-learning trains on another "
+                             "day of the same functions than the one it is evaluated on")
         if self.workload != "synthetic" and not Path(self.workload).is_dir():
             raise ValueError(f"workload must be 'synthetic' or an existing folder of trace files, "
                              f"got {self.workload!r}")

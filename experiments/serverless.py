@@ -12,7 +12,8 @@ on the same workloads (one per seed) and the same population, and writes:
 
 Policies: ``MFG-NAC`` (the run's policy), ``Independent RL`` (the same solver on the game
 without contention: each function trained as if alone), per-function Q-learning of the
-KPA target, and sweeps of the static size, the HPA target utilization and the KPA target
+KPA target (trained on another day of the same functions, ``q_learning_loads``), and
+sweeps of the static size, the HPA target utilization and the KPA target
 concurrency.
 """
 
@@ -40,7 +41,8 @@ from experiments.build import build_game, build_solver
 from experiments.files import atomic_write
 from mfg.serverless.workloads import generate_functions, read_trace
 
-__all__ = ["compare", "build_loads", "load_edges", "independent_policy", "train_q_learning", "target_verdicts"]
+__all__ = ["compare", "build_loads", "load_edges", "independent_policy", "train_q_learning", "q_learning_loads",
+           "target_verdicts"]
 
 MFG = "MFG-NAC"
 INDEPENDENT = "Independent RL"
@@ -82,6 +84,54 @@ def build_loads(model: ClusterModel, evaluation, peak_load: float = 0.5,
     return loads
 
 
+def _same_functions(other, today) -> np.ndarray:
+    """[F_today, T] rates of ``today``'s functions on the trace day ``other``, matched by
+    (owner, app, function) hash; a function absent from that day has no traffic."""
+    where = {key: row for row, key in enumerate(zip(other.owners, other.apps, other.functions))}
+    rates = other.rates_per_second()
+    out = np.zeros((today.num_functions, rates.shape[1]), np.float64)
+    for row, key in enumerate(zip(today.owners, today.apps, today.functions)):
+        if key in where:
+            out[row] = rates[where[key]]
+    return out
+
+
+def q_learning_day(evaluation) -> int:
+    """The trace day Q-learning trains on: ``q_learning_train_day``, else the day after the
+    evaluation's (the day before for day 14)."""
+    if evaluation.q_learning_train_day is not None:
+        return evaluation.q_learning_train_day
+    return evaluation.day + 1 if evaluation.day < 14 else evaluation.day - 1
+
+
+def q_learning_loads(model: ClusterModel, evaluation, loads: list[TraceLoad], peak_load: float = 0.5
+                     ) -> list[TraceLoad]:
+    """Q-learning's training load for each evaluation load of ``build_loads``: the same
+    functions, particle for particle, on *another day* (its table has one row per
+    function, so it is trained on the functions it is tested on, never on the test day).
+
+    Synthetic: day 1 of each seed's functions (``generate_functions(..., day=1)``: new
+    bursts and counts, the same functions in the same rows).  A trace folder: the day
+    ``q_learning_day`` of the same trace, functions matched by their hashes."""
+    if evaluation.workload == "synthetic":
+        pools = [fit_rates_to_cluster(generate_functions(evaluation.pool_functions, seed=evaluation.seed + seed,
+                                                         day=1).rates_per_second(), model, peak_load)
+                 for seed in range(evaluation.seeds)]
+        # day 0 keeps only invoked functions, so every row is in the evaluation's pool
+    else:
+        today = read_trace(evaluation.workload, evaluation.day)
+        other = read_trace(evaluation.workload, q_learning_day(evaluation))
+        active = np.flatnonzero(today.rates_per_second().sum(1) > 0)          # the rows of the evaluation's pool
+        pools = [fit_rates_to_cluster(_same_functions(other, today), model, peak_load)[active]] * evaluation.seeds
+    out = []
+    for load, pool in zip(loads, pools):
+        if pool.shape != tuple(np.shape(load.rates)):
+            raise ValueError(f"Q-learning's training day has a pool of shape {pool.shape}, the evaluation's "
+                             f"{tuple(np.shape(load.rates))}: the days do not hold the same functions")
+        out.append(dataclasses.replace(load, rates=np.asarray(pool, np.asarray(load.rates).dtype)))
+    return out
+
+
 def independent_policy(config, log: Callable[[str], None] = print) -> np.ndarray:
     """The run's solver on the same game without contention: every function trained as if alone."""
     from solvers import run
@@ -104,7 +154,8 @@ def _first_seed(policy):
 
 def train_q_learning(model: ClusterModel, load: TraceLoad, edges: np.ndarray, key: jax.Array,
                      days: int, **kwargs) -> QLearningAutoscaler:
-    """Per-function Q-learning trained online for ``days`` replays of ``load``; returns the greedy policy."""
+    """Per-function Q-learning trained online for ``days`` replays of ``load`` (another day of
+    the evaluation's functions, ``q_learning_loads``); returns the greedy policy."""
     policy = QLearningAutoscaler.untrained(load.num_functions, edges, **kwargs)
     for day in range(days):
         result = simulate(model, load, policy, jax.random.fold_in(key, 1000 + day))
@@ -186,10 +237,15 @@ def compare(config, policy: np.ndarray, game, out: Path, plots: Path,
     policies = build_policies(config, _first_seed(policy), game, log)
     edges = load_edges(game)
 
+    # Q-learning learns on another day of the same functions (issue 16, item 3)
+    training = {id(load): other for load, other in zip(loads, q_learning_loads(model, evaluation, loads, peak_load))
+                } if evaluation.q_learning_days > 0 else {}
+
     def prepare(name, candidate, load, key):
         if name != Q_LEARNING:
             return candidate
-        return train_q_learning(model, load, edges, key, evaluation.q_learning_days, cpu_steps=candidate.cpu_steps)
+        return train_q_learning(model, training[id(load)], edges, key, evaluation.q_learning_days,
+                                cpu_steps=candidate.cpu_steps)
 
     results = evaluate(model, loads, policies, key=jax.random.key(evaluation.seed), num_steps=evaluation.minutes,
                        prepare=prepare, progress=log)

@@ -188,6 +188,7 @@ CONFIG_CASES = [
     (SERVERLESS, "evaluation.static_containers", [0], r"static_containers must be >= 1"),
     (SERVERLESS, "evaluation.cpu_requests", [0.5, 0.0], r"cpu_requests must be numbers of cores > 0, got \[0.5, 0.0\]"),
     (SERVERLESS, "evaluation.num_functions", 10**9, r"needs at least .* evaluation"),
+    (SERVERLESS, "evaluation.q_learning_train_day", 1, r"q_learning_train_day must differ from day \(1\)"),
     (SERVERLESS, "evaluation.deploy", "best", r"evaluation.deploy: Input should be 'sample' or 'greedy'"),
     (BASE, "nplayer", {"sizes": [0]}, r"sizes must be positive player counts"),
     (BASE, "nplayer", {"sizes": []}, r"nplayer.sizes: .*at least 1 item"),
@@ -339,6 +340,39 @@ def test_a_trace_day_that_is_not_there_is_refused(tmp_path, capsys):
                                                  "evaluation.day", 3)))
     refused(["run", str(config), "--out", str(tmp_path / "runs"), "--no-progress"], tmp_path,
             r"invocations_per_function_md.anon.d03.csv: no such trace file", capsys)
+
+
+def test_q_learning_trains_on_another_trace_day_of_the_same_functions(tmp_path):
+    """A trace folder: Q-learning's training load holds the evaluation's functions, particle
+    for particle, with their rates of the other day (matched by hash); a function absent that
+    day has none; a training day the folder lacks is refused by its file name."""
+    from experiments.config import EvaluationConfig
+    from experiments.serverless import build_loads, q_learning_loads
+    from mfg.serverless.cluster import ClusterModel, fit_rates_to_cluster
+
+    folder = trace_folder(tmp_path)                                   # day 1
+    tomorrow = workloads.generate(3, seed=1, day=1)
+    keep = np.arange(tomorrow.num_functions) != 0                     # the first function is gone on day 2
+    workloads.write_trace(workloads.Trace(tomorrow.owners[keep], tomorrow.apps[keep], tomorrow.functions[keep],
+                                          tomorrow.triggers[keep], tomorrow.invocations[keep],
+                                          tomorrow.durations[keep],
+                                          {a: m for a, m in tomorrow.memory.items() if a in set(tomorrow.apps[keep])}),
+                          folder, day=2)
+    model = ClusterModel()
+    evaluation = EvaluationConfig(workload=str(folder), seeds=2, num_functions=20)
+    loads = build_loads(model, evaluation, log=lambda _: None)
+    training = q_learning_loads(model, evaluation, loads)
+    today = workloads.read_trace(folder, 1)
+    active = np.flatnonzero(today.rates_per_second().sum(1) > 0)
+    assert active[0] == 0                                              # the function gone on day 2 runs on day 1
+    expected = fit_rates_to_cluster(tomorrow.rates_per_second(), model)
+    expected[0] = 0.0
+    for load, other in zip(loads, training):
+        np.testing.assert_array_equal(other.assignment, load.assignment)
+        np.testing.assert_allclose(np.asarray(other.rates), expected[active], rtol=1e-6)
+    later = EvaluationConfig(workload=str(folder), seeds=1, num_functions=20, q_learning_train_day=5)
+    with pytest.raises(workloads.TraceFormatError, match=r"invocations_per_function_md.anon.d05.csv: no such"):
+        q_learning_loads(model, later, build_loads(model, later, log=lambda _: None))
 
 
 def test_control_a_valid_trace_reads(tmp_path):
