@@ -161,3 +161,24 @@ def test_mf_garnet_arrays_are_bench_mfgs_seed_0_draws():
                                 0.016527635528529094], rtol=0, atol=0)
     # Repeated successors keep one weight (Bench-MFG's fancy-index +=): rows sum below 1.
     assert np.all(arrays["base"].sum(-1) <= 1 + 1e-12) and np.any(arrays["base"].sum(-1) < 1 - 1e-3)
+
+
+@pytest.mark.parametrize("atoms", [64, 50])
+def test_mf_garnets_dense_kernel_counts_the_successor_tables_atoms(atoms):
+    """kernel="dense" (the default) is Bench-MFG's successor table, counted: the same
+    rounded probabilities at random mean fields, in float32 and float64 (exactly for 64
+    atoms, a power of two; to the round-off of adding 1/N k times for 50)."""
+    from mfg.transitions import to_dense
+
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((jnp.float32, 0.0 if atoms == 64 else 2e-7), (jnp.float64, 0.0 if atoms == 64 else 1e-15)):
+        dense = games.make("benchmfg_mf_garnet", num_states=30, num_noises=atoms, dtype=dtype)
+        table = games.make("benchmfg_mf_garnet", num_states=30, num_noises=atoms, kernel="noise", dtype=dtype)
+        for concentration in (0.1, 1.0, 10.0):
+            mu = jnp.asarray(rng.dirichlet(np.full(30, concentration)), dtype)
+            joint = mu[:, None] * jnp.asarray(rng.dirichlet(np.ones(6), size=30), dtype)
+            ours = dense.transition(jnp.int32(0), joint).probs
+            theirs = to_dense(table.transition(jnp.int32(0), joint), 30).probs
+            assert float(jnp.abs(ours - theirs).max()) <= tol
+    with pytest.raises(ValueError, match="kernel must be 'dense' or 'noise' for benchmfg_mf_garnet"):
+        games.make("benchmfg_mf_garnet", num_states=10, kernel="pull")
