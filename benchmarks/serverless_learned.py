@@ -57,13 +57,13 @@ import jax
 import numpy as np
 
 from mfg.serverless.comparison import (deploy, mean_rows, population, run_policy, train_online, train_q_learning,
-                                      verdicts)
+                                      untrained_q_learning, verdicts)
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
 from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
 from mfg.serverless.learned_neural import NeuralOnlineNAC
 from mfg.serverless.platform import Platform
-from mfg.serverless.policies import HPA, KPA, QLearningKPA
+from mfg.serverless.policies import HPA, KPA
 from mfg.serverless.settings import SETTINGS, Workload
 from mfg.serverless.workloads import generate_functions
 
@@ -92,9 +92,6 @@ MAX_CONTAINERS = 200
 POOL = 2000                      # functions per synthetic day (the population is drawn from them)
 KPA_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 HPA_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.8)
-# Q-learning's state: the load bin of the arrivals over its 30 s learning period, edges at
-# 0.01, 0.1, 1, 10 and 100 req/s (the decades the synthetic days' functions span)
-Q_LEARNING_EDGES = np.log(np.array([0.01, 0.1, 1.0, 10.0, 100.0]))
 # per-function Q-learning trained on another day of the evaluation's functions (issue 16, item 3)
 Q_LEARNING_RESULTS = Path(__file__).with_name("results_serverless_qlearning.json")
 
@@ -118,8 +115,7 @@ def q_learning(args, seed: int, setting: str, pop):
     out = []
     for cpu in args.baseline_cpu:
         for price in args.prices:
-            policy = QLearningKPA.untrained(pop.num_functions, Q_LEARNING_EDGES, targets=KPA_TARGETS, price=price,
-                                            cpu=cpu)
+            policy = untrained_q_learning(pop.num_functions, price, cpu)
             print(f"{setting}: training Q-learning at price {price}, cpu {cpu:g} on day 1 of seed {seed} ...",
                   flush=True)
             frozen, _ = train_q_learning(policy, platform, train, args.episodes,
@@ -259,7 +255,8 @@ def print_table(setting, means, verdict_rows):
               f"{r['allocated_cores']:.2f} | {r['cold_starts_per_hour']:.1f} |")
     print(f"violations floor {means[0]['violations_floor']:.4f}")
     for v in verdict_rows:
-        parts = [f"{k} {v[k]:.3f}" for k in ("vs KPA", "vs HPA", "p99 independent / MFG") if v.get(k) is not None]
+        parts = [f"{k} {v[k]:.3f}" for k in ("vs KPA", "vs HPA", "vs Q-learning", "p99 independent / MFG")
+                 if v.get(k) is not None]
         print(f"  {v['policy']} {v['knob']}: violations {v['violations']:.4f} at {v['cores']:.2f} cores; "
               + ", ".join(parts or ["outside both frontiers' CPU range"]))
 
@@ -340,7 +337,7 @@ def report(args):
         means.sort(key=lambda r: (families.index(r["policy"]), -r["allocated_cores"]))
         means_by_setting[setting] = means
         floors[setting] = means[0]["violations_floor"]
-        print_table(setting, means, verdicts(means, learned_prefix="MFG"))
+        print_table(setting, means, verdicts(means, learned_prefix="MFG", baselines=("KPA", "HPA", "Q-learning")))
     if means_by_setting:
         out = Path(__file__).parents[1] / "docs" / "img" / "serverless_frontier.png"
         plot_frontiers({s: _plotted(m) for s, m in means_by_setting.items()}, str(out), floor=floors)

@@ -9,8 +9,10 @@ After a run has trained its policy on the tabular serverless game, this comparis
    learner in a cluster without contention);
 2. evaluates every policy frozen on ``evaluation.seeds`` held-out days (workload seeds
    ``seed + 2``, ``seed + 3``, ...; ``minutes`` from ``start_minute``): the learned ones,
-   the run's tabular policy (its one-step moves every minute), and the KPA and the HPA
-   at each of their swept targets;
+   the run's tabular policy (its one-step moves every minute), the KPA and the HPA
+   at each of their swept targets, and per-function Q-learning of the KPA target
+   (``q_learning_days`` > 0), trained on day 1 of the evaluation day's own functions
+   (its table has one row per function) at each price;
 3. writes ``summary.json`` (mean rows, per-day rows, the targets' verdicts),
    ``table.md`` and the plots ``frontier.png`` (violations against cores) and
    ``online_training.png`` (the learner's diagnostics per actor phase).
@@ -30,7 +32,8 @@ import jax
 import numpy as np
 
 from experiments.files import atomic_write
-from mfg.serverless.comparison import deploy, mean_rows, population, run_policy, train_online, verdicts
+from mfg.serverless.comparison import (deploy, mean_rows, population, run_policy, train_online, train_q_learning,
+                                      untrained_q_learning, verdicts)
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
 from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
@@ -44,9 +47,29 @@ __all__ = ["compare_ticks", "tick_targets"]
 LEARNED = "MFG-NAC targets"
 
 
-def _day(evaluation, seed: int) -> Workload:
-    return Workload.from_trace(generate_functions(evaluation.pool_functions, seed=seed),
-                               max_containers=evaluation.max_containers)
+def _day(evaluation, seed: int, index: int = 0) -> Workload:
+    """Workload seed ``seed``'s pool; ``index`` > 0: another day of the same functions, row for row."""
+    return Workload.from_trace(generate_functions(evaluation.pool_functions, seed=seed, day=index),
+                               max_containers=evaluation.max_containers, keep_idle=index > 0)
+
+
+def q_learning_candidates(evaluation, seed: int, pop, platform, cpu, log) -> list[tuple]:
+    """Per-function Q-learning (``QLearningKPA``) for evaluation day ``seed``: trained for
+    ``q_learning_days`` passes over day 1 of the same functions (``train_minutes`` from
+    midnight), in the evaluation's own cluster, at each price and CPU request; then frozen."""
+    train = population(_day(evaluation, seed, index=1), evaluation.num_functions, evaluation.seed, start=0,
+                       minutes=evaluation.train_minutes)
+    out = []
+    for c in cpu:
+        for price in evaluation.prices:
+            policy = untrained_q_learning(pop.num_functions, price, c)
+            log(f"evaluation: training Q-learning at price {price:g}, cpu {c:g} on day 1 of the functions of day "
+                f"{seed} ({evaluation.q_learning_days} x {evaluation.train_minutes} min)")
+            frozen, _ = train_q_learning(policy, platform, train, evaluation.q_learning_days,
+                                         jax.random.fold_in(jax.random.key(seed), 1), evaluation.max_containers,
+                                         log=log)
+            out.append(("Q-learning", f"price {price:g}" + ("" if cpu == (1.0,) else f", cpu {c:g}"), frozen, price))
+    return out
 
 
 def tick_targets(setting: str, rows: list[dict]) -> dict[str, Any]:
@@ -132,6 +155,8 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
         candidates += [(name, knob, deploy(learned, pop), float(learned.price))
                        for (name, knob), learned in trained.items()]
         candidates.append(("tabular MFG (minute game)", "this run", tabular, 0.0))
+        if evaluation.q_learning_days > 0:
+            candidates += q_learning_candidates(evaluation, seed, pop, platform, cpu, log)
         for name, knob, candidate, price in candidates:
             row = {"eval_day": seed, "policy": name, "knob": knob,
                    **run_policy(platform, pop, candidate, jax.random.key(seed), mc, price)}
@@ -139,7 +164,8 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
             log(f"evaluation: day {seed} {name} ({knob}): violations {row['slo_violations']:.4f}, p99 "
                 f"{row['p99_latency']:.2f} s, {row['allocated_cores']:.2f} cores/function")
     means = mean_rows(rows)
-    points = verdicts(means, independent=family.replace("MFG-NAC", "independent RL"), paired=family)
+    points = verdicts(means, baselines=("KPA", "HPA", "Q-learning"), independent=family.replace("MFG-NAC", "independent RL"),
+                      paired=family)
     targets = tick_targets(evaluation.setting, points)
     seconds = time.perf_counter() - started
     summary = {"simulator": "tick", "setting": evaluation.setting, "num_functions": n,

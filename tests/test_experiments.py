@@ -193,12 +193,14 @@ SMALL_EVALUATION = ["evaluation.num_functions=40", "evaluation.pool_functions=60
 
 SMALL_TICK = ["evaluation.num_functions=20", "evaluation.pool_functions=60", "evaluation.minutes=20",
               "evaluation.start_minute=1000", "evaluation.train_minutes=30", "evaluation.train_episodes=1",
-              "evaluation.hpa_target_utilization=[0.5]", "evaluation.kpa_target_concurrency=[0.5, 1.0]"]
+              "evaluation.hpa_target_utilization=[0.5]", "evaluation.kpa_target_concurrency=[0.5, 1.0]",
+              "evaluation.q_learning_days=1"]
 
 
 def test_default_run_trains_online_nac_and_compares_on_the_tick_simulator(tmp_path, capsys):
     """`mfg run` (shortened): NAC on the tabular game, then the online NAC policy and
-    independent RL trained on a training day and compared on a held-out day."""
+    independent RL trained on a training day and compared on a held-out day, with
+    Q-learning trained on another day of the held-out day's functions."""
     overrides = ["run.iterations=20", "run.chunk_size=10"] + SMALL_TICK
     assert main(["run", *[x for o in overrides for x in ("--set", o)], "--out", str(tmp_path), "--no-progress"]) == 0
     run_dir = tmp_path / "default"
@@ -214,7 +216,7 @@ def test_default_run_trains_online_nac_and_compares_on_the_tick_simulator(tmp_pa
     names = {(r["policy"], r["knob"]) for r in evaluation["policies"]}
     assert names == {("KPA", "target 0.5"), ("KPA", "target 1"), ("HPA", "target 0.5"),
                      ("MFG-NAC targets", "price 0.02"), ("independent RL targets", "price 0.02"),
-                     ("tabular MFG (minute game)", "this run")}
+                     ("tabular MFG (minute game)", "this run"), ("Q-learning", "price 0.02")}
     for row in evaluation["policies"]:
         assert 0 <= row["slo_violations"] <= 1 and row["allocated_cores"] > 0 and row["days"] == 1
         assert row["violations_floor"] <= row["slo_violations"] + 1e-9
@@ -225,7 +227,8 @@ def test_default_run_trains_online_nac_and_compares_on_the_tick_simulator(tmp_pa
                  "--no-progress"]) == 0
     names = {(r["policy"], r["knob"]) for r in json.loads(
         (run_dir / "evaluation-cpu" / "summary.json").read_text())["policies"]}
-    assert {("KPA", "target 0.5, cpu 0.5"), ("KPA", "target 1, cpu 1"), ("HPA", "target 0.5, cpu 0.5")} <= names
+    assert {("KPA", "target 0.5, cpu 0.5"), ("KPA", "target 1, cpu 1"), ("HPA", "target 0.5, cpu 0.5"),
+            ("Q-learning", "price 0.02, cpu 0.5"), ("Q-learning", "price 0.02, cpu 1")} <= names
     # the same policy evaluated on the roomy setting, into its own folder
     assert main(["eval", str(run_dir), "--set", "evaluation.setting=roomy", "--tag", "roomy", "--no-progress"]) == 0
     roomy = json.loads((run_dir / "evaluation-roomy" / "summary.json").read_text())

@@ -40,7 +40,8 @@ from mfg.serverless.settings import Workload, capacity_of
 from mfg.serverless.simulator import latency_edges, simulate
 
 __all__ = ["Population", "population", "warm_start", "summarize", "train_online", "TrainingRun", "deploy",
-           "run_policy", "mean_rows", "frontier_at", "verdicts", "MEAN_METRICS", "train_q_learning"]
+           "run_policy", "mean_rows", "frontier_at", "verdicts", "MEAN_METRICS", "train_q_learning",
+           "untrained_q_learning", "Q_LEARNING_EDGES", "Q_LEARNING_TARGETS"]
 
 MEAN_METRICS = ("slo_violations", "p99_latency", "mean_latency", "allocated_cores", "cold_starts_per_hour",
                 "violations_floor", "mean_pressure", "objective")
@@ -236,6 +237,19 @@ def verdicts(means: list[dict], learned_prefix: str = "MFG-NAC", baselines=("KPA
             entry["p99 independent / MFG"] = other["p99_latency"] / r["p99_latency"]
         out.append(entry)
     return out
+
+
+# Q-learning's state: the load bin of the arrivals over its 30 s learning period, edges at
+# 0.01, 0.1, 1, 10 and 100 req/s (the decades the synthetic days' functions span); its
+# actions: the KPA targets the learned policies and the KPA sweep use
+Q_LEARNING_EDGES = np.log(np.array([0.01, 0.1, 1.0, 10.0, 100.0]))
+Q_LEARNING_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def untrained_q_learning(num_functions: int, price: float, cpu: float = 1.0) -> QLearningKPA:
+    """The comparison's per-function Q-learning (``QLearningKPA`` on ``Q_LEARNING_EDGES`` and
+    ``Q_LEARNING_TARGETS``, its defaults otherwise), learning, with a zero table."""
+    return QLearningKPA.untrained(num_functions, Q_LEARNING_EDGES, targets=Q_LEARNING_TARGETS, price=price, cpu=cpu)
 
 
 def train_q_learning(policy: QLearningKPA, platform: Platform, pop: Population, episodes: int, key: jax.Array,
