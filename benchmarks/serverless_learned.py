@@ -338,7 +338,7 @@ def report(args):
         means_by_setting[setting] = means
         floors[setting] = means[0]["violations_floor"]
         print_table(setting, means, verdicts(means, learned_prefix="MFG", baselines=("KPA", "HPA", "Q-learning")))
-    if means_by_setting:
+    if means_by_setting and args.plot:
         out = Path(__file__).parents[1] / "docs" / "img" / "serverless_frontier.png"
         plot_frontiers({s: _plotted(m) for s, m in means_by_setting.items()}, str(out), floor=floors)
         print(f"wrote {out}")
@@ -369,6 +369,8 @@ def main():
                                                        str(LEARNED_CPU_RESULTS), str(CONGESTION_RESULTS),
                                                        str(Q_LEARNING_RESULTS)],
                         help="report: the results files merged")
+    parser.add_argument("--no-plot", dest="plot", action="store_false",
+                        help="report: print the tables only (keep docs/img/serverless_frontier.png)")
     parser.add_argument("--functions", type=int, default=None)
     parser.add_argument("--minutes", type=int, default=60, help="transfer: minutes evaluated from 15:00")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
