@@ -14,6 +14,8 @@
         --results benchmarks/results_serverless_congestion.json   # the MFG learner under a congestion price
     python benchmarks/serverless_learned.py compare --learners seeds --prices 0.04 --learner-cpu 0.5 1 \
         --settings congested --results benchmarks/results_serverless_seeds.json   # training keys 1-4
+    python benchmarks/serverless_learned.py compare --learners seeds --prices 0.04 --learner-cpu 0.5 1 \
+        --settings tight roomy --results benchmarks/results_serverless_seeds_tight_roomy.json
     python benchmarks/serverless_learned.py compare --learners qlearning --baseline-cpu 0.5 1 \
         --results benchmarks/results_serverless_qlearning.json   # Q-learning, trained on another day of the same functions
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
