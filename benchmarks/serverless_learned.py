@@ -16,6 +16,8 @@
         --settings congested --results benchmarks/results_serverless_seeds.json   # training keys 1-4
     python benchmarks/serverless_learned.py compare --learners seeds --prices 0.04 --learner-cpu 0.5 1 \
         --settings tight roomy --results benchmarks/results_serverless_seeds_tight_roomy.json
+    python benchmarks/serverless_learned.py compare --learners seeds --seed-actions moves --learner-cpu 0.5 1 \
+        --settings congested --results benchmarks/results_serverless_seeds_moves.json   # the moves, keys 1-4
     python benchmarks/serverless_learned.py compare --learners qlearning --baseline-cpu 0.5 1 \
         --results benchmarks/results_serverless_qlearning.json   # Q-learning, trained on another day of the same functions
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
@@ -160,10 +162,12 @@ def learners(args, train, setting):
     if args.learners == "seeds":
         price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
         suffix = _cpu_suffix(cpu)
+        kind = args.seed_actions
+        actions = TargetActions(cpu=cpu) if kind == "targets" else MoveActions(cpu=cpu)
         for key in args.train_keys:
-            for family, platform in (("MFG-NAC targets", contended), ("independent RL targets", alone)):
+            for family, platform in ((f"MFG-NAC {kind}", contended), (f"independent RL {kind}", alone)):
                 policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price,
-                                             max_containers=MAX_CONTAINERS, actions=TargetActions(cpu=cpu))
+                                             max_containers=MAX_CONTAINERS, actions=actions)
                 print(f"{setting}: training {family} at price {price}{suffix}, key {key} ...", flush=True)
                 run = train_online(policy, platform, train, args.episodes, jax.random.key(key), MAX_CONTAINERS,
                                    log=print)
@@ -362,6 +366,8 @@ def main():
     parser.add_argument("--train-keys", nargs="+", type=int, default=[1, 2, 3, 4],
                         help="compare --learners seeds: the training keys of MFG-NAC and independent RL (targets, "
                              "the middle price); key 0 is the other runs'")
+    parser.add_argument("--seed-actions", choices=["targets", "moves"], default="targets",
+                        help="compare --learners seeds: the action space of the learners trained at every key")
     parser.add_argument("--learner-cpu", nargs="+", type=float, default=[1.0],
                         help="compare: the CPU requests the linear learners choose from (cores per container)")
     parser.add_argument("--baseline-cpu", nargs="+", type=float, default=[1.0],
