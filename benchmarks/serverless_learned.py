@@ -19,7 +19,7 @@
     python benchmarks/serverless_learned.py compare --learners seeds --seed-actions moves --learner-cpu 0.5 1 \
         --settings congested --results benchmarks/results_serverless_seeds_moves.json   # the moves, keys 1-4
     python benchmarks/serverless_learned.py compare --learners qlearning --baseline-cpu 0.5 1 \
-        --results benchmarks/results_serverless_qlearning.json   # Q-learning, trained on another day of the same functions
+        --results benchmarks/results_serverless_qlearning.json   # Q-learning, on another day of the same functions
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 

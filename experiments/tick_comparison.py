@@ -169,8 +169,8 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
             log(f"evaluation: day {seed} {name} ({knob}): violations {row['slo_violations']:.4f}, p99 "
                 f"{row['p99_latency']:.2f} s, {row['allocated_cores']:.2f} cores/function")
     means = mean_rows(rows)
-    points = verdicts(means, baselines=("KPA", "HPA", "Q-learning"), independent=family.replace("MFG-NAC", "independent RL"),
-                      paired=family)
+    points = verdicts(means, baselines=("KPA", "HPA", "Q-learning"),
+                      independent=family.replace("MFG-NAC", "independent RL"), paired=family)
     targets = tick_targets(evaluation.setting, points)
     seconds = time.perf_counter() - started
     summary = {"simulator": "tick", "setting": evaluation.setting, "num_functions": n,

@@ -21,8 +21,9 @@ with peaks ~2x the trough, log-normal durations, periodic timers, bursty other t
 and ``write_trace`` writes it in the same format; ``generate(num_apps, seed, day=d)`` is
 another day of the same apps and functions (as the public trace's 14 days are: the same
 functions, popularities, durations and timer phases, new bursts and Poisson counts), so
-a policy that keeps one table per function can train on one day and be tested on another; ``SAMPLE_DIR`` holds a small one
-(``generate(60, seed=0)``) used by the tests and the default experiments.
+a policy that keeps one table per function can train on one day and be tested on
+another; ``SAMPLE_DIR`` holds a small one (``generate(60, seed=0)``) used by the tests
+and the default experiments.
 """
 
 from __future__ import annotations
