@@ -20,6 +20,8 @@
         --settings congested --results benchmarks/results_serverless_seeds_moves.json   # the moves, keys 1-4
     python benchmarks/serverless_learned.py compare --learners qlearning --baseline-cpu 0.5 1 \
         --results benchmarks/results_serverless_qlearning.json   # Q-learning, on another day of the same functions
+    python benchmarks/serverless_learned.py compare --learners yesterday --prices 0.04 --learner-cpu 0.5 1 \
+        --settings tight --results benchmarks/results_serverless_yesterday.json   # MFG-NAC trained as Q-learning is
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
@@ -148,7 +150,7 @@ def learners(args, train, setting):
     contended = Platform(max_containers=MAX_CONTAINERS, capacity=capacity)
     alone = Platform(max_containers=MAX_CONTAINERS)                  # no contention: independent RL
     trained = {}
-    if args.learners in ("none", "qlearning"):            # Q-learning trains per evaluation day (compare)
+    if args.learners in ("none", "qlearning", "yesterday"):      # these train per evaluation day (compare)
         return trained
     if args.learners == "moves":
         price = args.prices[len(args.prices) // 2]
@@ -210,6 +212,22 @@ def learners(args, train, setting):
     return trained
 
 
+def mfg_on_yesterday(args, seed: int, setting: str, pop):
+    """[(family, knob, deployed policy, price)]: MFG-NAC (targets, the middle price, the
+    CPU requests of ``--learner-cpu``) trained as Q-learning is, on day 1 of evaluation
+    seed ``seed``'s own functions in the evaluation's cluster: a control that separates
+    what the training day holds from what a per-function table remembers."""
+    train = population(day(seed, index=1), args.functions, 0)
+    platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
+    price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
+    policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
+                                 actions=TargetActions(cpu=cpu))
+    print(f"{setting}: training MFG-NAC targets at price {price}{_cpu_suffix(cpu)} on day 1 of seed {seed} ...",
+          flush=True)
+    run = train_online(policy, platform, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
+    return [("MFG-NAC targets, yesterday", f"price {price}{_cpu_suffix(cpu)}", deploy(run.policy, pop), price)]
+
+
 def _knob(target: float, cpu: float) -> str:
     return f"target {target}" if cpu == 1.0 else f"target {target}, cpu {cpu}"
 
@@ -225,7 +243,8 @@ def compare(args):
         for seed in args.eval_days:
             pop = population(day(seed), args.functions, 0, start=900, minutes=360)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
-            candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds", "qlearning") else (
+            candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds", "qlearning",
+                                                 "yesterday") else (
                 [("KPA", _knob(t, c), KPA(KPAConfig(target=t), cpu=c), 0.0)
                  for c in args.baseline_cpu for t in args.kpa_targets]
                 + [("HPA", _knob(u, c), HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS), cpu=c), 0.0)
@@ -234,6 +253,8 @@ def compare(args):
                            for (family, knob), (policy, _, _) in trained.items()]
             if args.learners == "qlearning":
                 candidates += q_learning(args, seed, setting, pop)
+            if args.learners == "yesterday":
+                candidates += mfg_on_yesterday(args, seed, setting, pop)
             for family, knob, policy, price in candidates:
                 start = time.perf_counter()
                 row = {"setting": setting, "eval_day": seed, "policy": family, "knob": knob,
@@ -353,7 +374,8 @@ def report(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compare", "transfer", "report"])
-    parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "seeds", "qlearning", "none"],
+    parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "seeds", "qlearning",
+                                               "yesterday", "none"],
                         default="linear",
                         help="compare: the linear learners and the baselines, the neural learner alone, the "
                              "moves learners (MFG and independent) alone, or the baselines alone")
