@@ -18,6 +18,8 @@
         --settings tight roomy --results benchmarks/results_serverless_seeds_tight_roomy.json
     python benchmarks/serverless_learned.py compare --learners seeds --seed-actions moves --learner-cpu 0.5 1 \
         --settings congested --results benchmarks/results_serverless_seeds_moves.json   # the moves, keys 1-4
+    python benchmarks/serverless_learned.py compare --learners seeds --seed-actions neural \
+        --results benchmarks/results_serverless_seeds_neural.json   # the neural learner, keys 1-4
     python benchmarks/serverless_learned.py compare --learners qlearning --baseline-cpu 0.5 1 \
         --results benchmarks/results_serverless_qlearning.json   # Q-learning, on another day of the same functions
     python benchmarks/serverless_learned.py compare --learners yesterday --prices 0.04 --learner-cpu 0.5 1 \
@@ -165,6 +167,16 @@ def learners(args, train, setting):
         price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
         suffix = _cpu_suffix(cpu)
         kind = args.seed_actions
+        if kind == "neural":                      # the neural learner alone, as --learners neural trains it
+            for key in args.train_keys:
+                policy = NeuralOnlineNAC.untrained(train.service_mean, train.slo, price=price,
+                                                   max_containers=MAX_CONTAINERS, actor_rate=NEURAL_ACTOR_RATE)
+                print(f"{setting}: training MFG-NAC neural targets at price {price}, key {key} ...", flush=True)
+                run = train_online(policy, contended, train, args.episodes, jax.random.key(key), MAX_CONTAINERS,
+                                   log=print)
+                trained[("MFG-NAC neural targets", f"price {price}, key {key}")] = (run.policy, run.seconds,
+                                                                                   run.history)
+            return trained
         actions = TargetActions(cpu=cpu) if kind == "targets" else MoveActions(cpu=cpu)
         for key in args.train_keys:
             for family, platform in ((f"MFG-NAC {kind}", contended), (f"independent RL {kind}", alone)):
@@ -388,7 +400,7 @@ def main():
     parser.add_argument("--train-keys", nargs="+", type=int, default=[1, 2, 3, 4],
                         help="compare --learners seeds: the training keys of MFG-NAC and independent RL (targets, "
                              "the middle price); key 0 is the other runs'")
-    parser.add_argument("--seed-actions", choices=["targets", "moves"], default="targets",
+    parser.add_argument("--seed-actions", choices=["targets", "moves", "neural"], default="targets",
                         help="compare --learners seeds: the action space of the learners trained at every key")
     parser.add_argument("--learner-cpu", nargs="+", type=float, default=[1.0],
                         help="compare: the CPU requests the linear learners choose from (cores per container)")
