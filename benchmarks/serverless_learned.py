@@ -64,8 +64,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mfg.serverless.comparison import (deploy, mean_rows, population, run_policy, train_online, train_q_learning,
-                                      untrained_q_learning, verdicts)
+from mfg.serverless.comparison import (deploy, mean_rows, population, q_learning_sweep, run_policy, train_online,
+                                      verdicts)
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
 from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
@@ -120,17 +120,11 @@ def q_learning(args, seed: int, setting: str, pop):
     if not np.array_equal(train.assignment, pop.assignment):
         raise RuntimeError("Q-learning's training day does not hold the evaluation's functions")
     platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
-    out = []
-    for cpu in args.baseline_cpu:
-        for price in args.prices:
-            policy = untrained_q_learning(pop.num_functions, price, cpu)
-            print(f"{setting}: training Q-learning at price {price}, cpu {cpu:g} on day 1 of seed {seed} ...",
-                  flush=True)
-            frozen, _ = train_q_learning(policy, platform, train, args.episodes,
-                                         jax.random.fold_in(jax.random.key(seed), 1), MAX_CONTAINERS, log=print)
-            knob = f"price {price}" + ("" if cpu == 1.0 else f", cpu {cpu:g}")
-            out.append(("Q-learning", knob, frozen, price))
-    return out
+    print(f"{setting}: Q-learning learns on day 1 of seed {seed}", flush=True)
+    swept = q_learning_sweep(train, platform, args.prices, args.baseline_cpu, args.episodes,
+                             jax.random.fold_in(jax.random.key(seed), 1), MAX_CONTAINERS, log=print)
+    return [("Q-learning", f"price {price}" + ("" if cpu == 1.0 else f", cpu {cpu:g}"), frozen, price)
+            for price, cpu, frozen in swept]
 
 
 def save(results: dict, path: Path) -> None:

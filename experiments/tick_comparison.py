@@ -32,8 +32,8 @@ import jax
 import numpy as np
 
 from experiments.files import atomic_write
-from mfg.serverless.comparison import (deploy, mean_rows, population, run_policy, train_online, train_q_learning,
-                                      untrained_q_learning, verdicts)
+from mfg.serverless.comparison import (deploy, mean_rows, population, q_learning_sweep, run_policy, train_online,
+                                      verdicts)
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
 from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
@@ -59,17 +59,11 @@ def q_learning_candidates(evaluation, seed: int, pop, platform, cpu, log) -> lis
     midnight), in the evaluation's own cluster, at each price and CPU request; then frozen."""
     train = population(_day(evaluation, seed, index=1), evaluation.num_functions, evaluation.seed, start=0,
                        minutes=evaluation.train_minutes)
-    out = []
-    for c in cpu:
-        for price in evaluation.prices:
-            policy = untrained_q_learning(pop.num_functions, price, c)
-            log(f"evaluation: training Q-learning at price {price:g}, cpu {c:g} on day 1 of the functions of day "
-                f"{seed} ({evaluation.q_learning_days} x {evaluation.train_minutes} min)")
-            frozen, _ = train_q_learning(policy, platform, train, evaluation.q_learning_days,
-                                         jax.random.fold_in(jax.random.key(seed), 1), evaluation.max_containers,
-                                         log=log)
-            out.append(("Q-learning", f"price {price:g}" + ("" if cpu == (1.0,) else f", cpu {c:g}"), frozen, price))
-    return out
+    log(f"evaluation: Q-learning learns on day 1 of the functions of day {seed}")
+    swept = q_learning_sweep(train, platform, evaluation.prices, cpu, evaluation.q_learning_days,
+                             jax.random.fold_in(jax.random.key(seed), 1), evaluation.max_containers, log=log)
+    return [("Q-learning", f"price {price:g}" + ("" if cpu == (1.0,) else f", cpu {c:g}"), frozen, price)
+            for price, c, frozen in swept]
 
 
 def tick_targets(setting: str, rows: list[dict]) -> dict[str, Any]:

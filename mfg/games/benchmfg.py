@@ -439,10 +439,9 @@ class RoundedGarnetKernel:
             below = jnp.clip(jnp.ceil(count * cdf - 0.5), 0.0, count)
         else:
             below = jnp.searchsorted(_noise_atoms(params, mu.dtype), cdf, side="left").astype(mu.dtype)
-        before = jnp.concatenate([jnp.zeros_like(below[..., :1]), below[..., :-2]], axis=-1)
-        probs = jnp.concatenate([below[..., :-1], jnp.broadcast_to(count, below[..., :1].shape)], axis=-1) - \
-            jnp.concatenate([before, below[..., -2:-1]], axis=-1)
-        return DenseTransition(probs / count)
+        upper = below.at[..., -1].set(count)                 # every atom lies below "cdf(S - 1)"
+        lower = jnp.concatenate([jnp.zeros_like(upper[..., :1]), upper[..., :-1]], axis=-1)
+        return DenseTransition((upper - lower) / count)
 
 
 def _garnet_reward(params, t, mu, multiplicative: bool):

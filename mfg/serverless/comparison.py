@@ -41,7 +41,7 @@ from mfg.serverless.simulator import latency_edges, simulate
 
 __all__ = ["Population", "population", "warm_start", "summarize", "train_online", "TrainingRun", "deploy",
            "run_policy", "mean_rows", "frontier_at", "verdicts", "MEAN_METRICS", "train_q_learning",
-           "untrained_q_learning", "Q_LEARNING_EDGES", "Q_LEARNING_TARGETS"]
+           "untrained_q_learning", "q_learning_sweep", "Q_LEARNING_EDGES", "Q_LEARNING_TARGETS"]
 
 MEAN_METRICS = ("slo_violations", "p99_latency", "mean_latency", "allocated_cores", "cold_starts_per_hour",
                 "violations_floor", "mean_pressure", "objective")
@@ -250,6 +250,22 @@ def untrained_q_learning(num_functions: int, price: float, cpu: float = 1.0) -> 
     """The comparison's per-function Q-learning (``QLearningKPA`` on ``Q_LEARNING_EDGES`` and
     ``Q_LEARNING_TARGETS``, its defaults otherwise), learning, with a zero table."""
     return QLearningKPA.untrained(num_functions, Q_LEARNING_EDGES, targets=Q_LEARNING_TARGETS, price=price, cpu=cpu)
+
+
+def q_learning_sweep(train: Population, platform: Platform, prices, cpus, episodes: int, key: jax.Array,
+                     max_containers: int, log: Callable[[str], None] | None = None) -> list[tuple[float, float, Any]]:
+    """[(price, cpu, frozen policy)]: ``untrained_q_learning`` trained by ``train_q_learning``
+    on ``train`` (another day of the evaluation's functions) at each price and CPU request,
+    every one from the same ``key``."""
+    out = []
+    for cpu in cpus:
+        for price in prices:
+            if log is not None:
+                log(f"training Q-learning at price {price:g}, cpu {cpu:g} ({episodes} x {train.minutes} min)")
+            frozen, _ = train_q_learning(untrained_q_learning(train.num_functions, price, cpu), platform, train,
+                                         episodes, key, max_containers, log=log)
+            out.append((float(price), float(cpu), frozen))
+    return out
 
 
 def train_q_learning(policy: QLearningKPA, platform: Platform, pop: Population, episodes: int, key: jax.Array,
