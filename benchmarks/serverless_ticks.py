@@ -188,8 +188,9 @@ def main():
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--policies", nargs="+", default=None,
                         help="baselines: only these families (their rows replace the stored ones)")
-    parser.add_argument("--contention-passes", type=int, default=0,
-                        help="Platform.contention_passes (0: the one-shot estimate; results stored apart)")
+    parser.add_argument("--contention-passes", type=int, default=Platform.contention_passes,
+                        help=f"Platform.contention_passes (default {Platform.contention_passes}; 0: the one-shot "
+                             "estimate; other values are stored apart)")
     args = parser.parse_args()
     if args.what == "speed":
         args.functions = args.functions or 100_000
@@ -200,7 +201,7 @@ def main():
         args.minutes = args.minutes or 360
         rows = baselines(args) if args.what == "baselines" else meanfield(args)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    key = args.what if args.contention_passes == 0 else f"{args.what} (contention_passes {args.contention_passes})"
+    key = args.what if args.contention_passes == Platform.contention_passes else f"{args.what} (contention_passes {args.contention_passes})"
     if args.what == "baselines" and args.policies and key in results:
         kept = [row for row in results[key]["rows"] if row["policy"] not in args.policies]
         rows = kept + rows

@@ -160,7 +160,9 @@ class TickState(NamedTuple):
     cpu: jax.Array            # cores requested per container
     queue: jax.Array          # [N, K] waiting requests per cohort, oldest first
     queued_at: jax.Array      # [N, K] their mean arrival time (s)
+    queued_spread: jax.Array  # [N, K] the variance of the backlog its requests found on arrival
     occupancy: jax.Array      # mean number of requests in the stochastic part (in service or waiting)
+    spread: jax.Array         # the variance of the backlog's count (a diffusion approximation, below)
 
 
 class Measurement(NamedTuple):
@@ -225,7 +227,8 @@ def initial_state(platform: Platform, num_functions: int, containers=1, cpu=1.0,
     n, K, L = num_functions, platform.backlog_ticks, platform.start_ticks + 1
     ready = jnp.broadcast_to(jnp.asarray(containers, dtype), (n,))
     return TickState(ready, jnp.zeros((n, L), dtype), jnp.broadcast_to(jnp.asarray(cpu, dtype), (n,)),
-                     jnp.zeros((n, K), dtype), jnp.zeros((n, K), dtype), jnp.zeros((n,), dtype))
+                     jnp.zeros((n, K), dtype), jnp.zeros((n, K), dtype), jnp.zeros((n, K), dtype),
+                     jnp.zeros((n,), dtype), jnp.zeros((n,), dtype))
 
 
 # ------------------------------------------------------------------------- one tick
@@ -301,32 +304,63 @@ def _occupancy_step(table: ErlangTable, x, lam, servers, mu, h, iterations: int)
     return jnp.where(servers > 0, y, x + h * lam)
 
 
-def _contended_speed(platform: Platform, table: ErlangTable, cpu, speed, service_mean, x, arriving, waiting, slots,
+def _contended_speed(platform: Platform, table: ErlangTable, cpu, theta, service_mean, x, arriving, waiting, slots,
                      capacity):
     """[N] cores per busy slot at the self-consistent contention (``platform.contention_passes``).
 
     How many slots are busy depends on how fast they run: a function with a backlog (or no
-    ready slot) keeps all ``slots`` busy; one without keeps slots rho(x_mid) busy, x_mid
-    the midpoint of the tick's occupancy step (``_occupancy_step``) at mu = v / s.  The
-    cores go by cpu.shares to those busy slots (``cpu_shares``), which sets v.  Each pass
-    maps v to the busy slots at v and back to v, starting from the one-shot estimate
-    ``speed``:  busy_i = slots_i rho(x_mid_i(v_i)),  sum_i busy_i min(1, theta c_i / k) =
-    capacity.  At the fixed point the busy slots the contention assumes are those the
-    service step then keeps busy, so the cluster's cores are all used while requests wait.
+    ready slot) keeps all ``slots`` busy; one without keeps slots rho(x_end) busy, x_end
+    the end of the tick's occupancy step (``_occupancy_step``) at mu = v / s, so that the
+    cores they use are the work its departures take.  The cores go by cpu.shares to those
+    busy slots (``cpu_shares``): v_i = min(1, theta c_i / k).  So theta is a fixed point of
+    the scalar map Theta: theta -> the water-filling level of the busy slots at speeds
+    v(theta),  busy_i = slots_i rho(x_end_i(v_i)),  sum_i busy_i min(1, Theta c_i / k) =
+    capacity.  Faster slots leave fewer busy, so Theta increases with theta, with a slope
+    below 1 that can come close to 1 (plain iteration then creeps); the root of
+    g(y) = log Theta(e^y) - y is found by the secant method, each of the
+    ``contention_passes`` steps one evaluation of Theta, from the one-shot estimate
+    ``theta`` (a step that leaves the iterates' bracket or divides by ~0 falls back to the
+    plain iteration y + g).  At the fixed point the busy slots the contention assumes are
+    those the service step then keeps busy: the cluster's cores are all used while
+    requests wait (work-conserving).
     ``arriving``: the arrival rate the tick's occupancy step takes (0 while queued);
     ``waiting``: [N] bool, a backlog waits.
     """
     k, dt = platform.concurrency, platform.dt
     no_work = jnp.zeros_like(x)
+    low, high = math.log(1e-6), math.log(1e6)       # cpu_shares' bracket; inf (uncontended) maps to high
 
-    def one_pass(_, v):
+    def level(y):                                   # log Theta(e^y)
+        v = jnp.minimum(1.0, jnp.exp(y) * cpu / k)
         x_end = _occupancy_step(table, x, arriving, slots, v / service_mean, dt, platform.occupancy_iterations)
-        rho_mid, _ = table.utilization_of(slots, 0.5 * (x + x_end))
-        busy = jnp.where(waiting, slots, slots * rho_mid)
+        rho_end, _ = table.utilization_of(slots, x_end)
+        busy = jnp.where(waiting, slots, slots * rho_end)
         theta = cpu_shares(busy, no_work, slots, cpu, capacity, k, platform.contention_iterations)
-        return jnp.minimum(1.0, theta * cpu / k)
+        return jnp.clip(jnp.log(theta), low, high)
 
-    return lax.fori_loop(0, platform.contention_passes, one_pass, speed)
+    def secant_step(y0, g0, y1, g1):
+        gap = g1 - g0
+        usable = jnp.abs(gap) > 1e-7
+        y2 = y1 - g1 * (y1 - y0) / jnp.where(usable, gap, 1.0)
+        plain = y1 + g1
+        inside = (y2 >= jnp.minimum(jnp.minimum(y0, y1), plain) - 1.0) & (y2 <= jnp.maximum(jnp.maximum(y0, y1),
+                                                                                                plain) + 1.0)
+        return jnp.clip(jnp.where(usable & inside & jnp.isfinite(y2), y2, plain), low, high)
+
+    def secant(_, iterate):
+        y0, g0, y1, g1 = iterate
+        y2 = secant_step(y0, g0, y1, g1)
+        return y1, g1, y2, level(y2) - y2
+
+    y0 = jnp.clip(jnp.log(theta), low, high)
+    g0 = level(y0) - y0                              # evaluation 1
+    y1 = jnp.clip(y0 + g0, low, high)                # the plain iteration's first step
+    if platform.contention_passes == 1:
+        y = y1
+    else:
+        iterate = lax.fori_loop(0, platform.contention_passes - 2, secant, (y0, g0, y1, level(y1) - y1))
+        y = secant_step(*iterate)                    # evaluations 2 .. passes went into it
+    return jnp.minimum(1.0, jnp.exp(y) * cpu / k)
 
 
 def hash_uniforms(seed: jax.Array, counter: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax.Array:
@@ -361,7 +395,7 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
       state: the platform state with this tick's allocation.
       arrivals: [N] expected arrivals in the tick (rate x dt).
       now: the tick's start (s).
-      uniforms: [N, 4 m] uniforms in (0, 1) for the latency samples (``hash_uniforms``).
+      uniforms: [N, 5 m] uniforms in (0, 1) for the latency samples (``hash_uniforms``).
       capacity: the cluster's cores (default ``platform.capacity``).
     Returns:
       (next state, per-function dict of the tick's sums, Measurement, latency samples
@@ -395,7 +429,7 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     queued = waiting | (n0 <= 0)
     arriving = jnp.where(queued, 0.0, lam)
     if platform.contention_passes:
-        speed = _contended_speed(platform, table, state.cpu, speed, s, x, arriving, waiting, effective_slots,
+        speed = _contended_speed(platform, table, state.cpu, theta, s, x, arriving, waiting, effective_slots,
                                  capacity)
     mu = speed / s
 
@@ -462,6 +496,15 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     a_stochastic = jnp.where(slots > 0, a_stochastic, 0.0)
 
     fluid_count = served_k.sum(1) + served_a
+
+    # the backlog's spread: while it waits, its count is a random walk of Poisson arrivals
+    # and departures, whose variance grows by (lam + r) per second (a diffusion
+    # approximation); at most its mean squared (an exponential's: a walk reflected at 0
+    # spreads no wider), and none once it clears
+    backlog_end = jnp.sum(state.queue - served_k, axis=1) + left_a + overflow
+    grown = state.spread + (lam + r_all) * tau_e + overflow
+    next_spread = jnp.where(backlog_end > BACKLOG_EPSILON, jnp.minimum(grown, jnp.square(backlog_end)), 0.0)
+    new_spread = 0.5 * (state.spread + next_spread)       # what this tick's queued arrivals found
     violations = (a_stochastic * p_s + (served_k * over_slo(wait_k, mu[:, None], slo[:, None])).sum(1)
                   + served_a * over_slo(wait_a, mu, slo))
     latency_sum = a_stochastic * e_s + (served_k * wait_k).sum(1) + served_a * wait_a + fluid_count / mu
@@ -473,7 +516,10 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     z_int += jnp.where(queued & ~clears_early, _zeroed_integral(z_phi, lam - r_all, jnp.maximum(tau_e - phi, 0.0)),
                        0.0)
     busy_fluid = n0 * jnp.minimum(tau_e, phi) + (n0 + n1) * jnp.maximum(tau_e - phi, 0.0)
-    busy_stochastic = slots * rho_eff * h
+    # the busy slot-seconds the stochastic part's departures took (exponential service:
+    # each departure used s core-seconds at one core, s / v slot-seconds at v cores)
+    departed = jnp.maximum(x_drained + a_stochastic - x_next, 0.0)
+    busy_stochastic = departed / jnp.maximum(mu, 1e-30)
     x_mean = (0.5 * (x + x_drained) * tau_e + 0.5 * (x_drained + x_next) * h) / dt
     fluid_busy = (r0 * jnp.minimum(tau_e, phi) + r_all * jnp.maximum(tau_e - phi, 0.0)) / jnp.maximum(mu, 1e-30)
     concurrency = (z_int + fluid_busy) / dt + x_mean
@@ -483,7 +529,8 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     m = platform.latency_samples
     shape = a.shape + (m,)
     u_wait, u_exp, u_pos = uniforms[:, :m], uniforms[:, m:2 * m], uniforms[:, 2 * m:3 * m]
-    service = -jnp.log(jnp.concatenate([uniforms[:, 3 * m:], 1.0 - uniforms[:, 3 * m:]], axis=1)) / mu[:, None]
+    u_service, u_spread = uniforms[:, 3 * m:4 * m], uniforms[:, 4 * m:5 * m]
+    service = -jnp.log(jnp.concatenate([u_service, 1.0 - u_service], axis=1)) / mu[:, None]
     stochastic_wait = jnp.where(u_wait < c_s[:, None], -jnp.log1p(-u_exp * (1 - 1e-7)) / th_s[:, None], 0.0)
     position = u_pos * fluid_count[:, None]
     cohort = jnp.sum(position[:, :, None] >= (before + served_k)[:, None, :], axis=2)
@@ -491,9 +538,20 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     at = jnp.take_along_axis(state.queued_at, jnp.minimum(cohort, state.queue.shape[1] - 1), axis=1)
     # a position in the old cohorts: its cohort's mean arrival; else this tick's x / lam
     offset = position - served_k.sum(1, keepdims=True)
-    fluid_wait = jnp.where(in_old, now + depart(position) - at,
-                           depart(q[:, None] + offset) - offset / jnp.maximum(lam[:, None], 1e-30))
-    samples = jnp.concatenate([stochastic_wait, jnp.maximum(fluid_wait, 0.0)], axis=1) + service
+    fluid_wait = jnp.maximum(jnp.where(in_old, now + depart(position) - at,
+                                       depart(q[:, None] + offset) - offset / jnp.maximum(lam[:, None], 1e-30)), 0.0)
+    # the fluid wait is the mean; a request that waited through d = w r services (r the
+    # backlog's service rate) behind a backlog of variance V on arrival waits a random
+    # time of variance (d + V) / r^2 (the Poisson departures, and the count it found);
+    # drawn as w (1 - c - c log u), a shifted exponential of mean w and coefficient of
+    # variation c = sqrt(d + V) / d (at most 1, an exponential's: the wait for one of the
+    # busy slots to free)
+    found = jnp.where(in_old, jnp.take_along_axis(state.queued_spread, jnp.minimum(cohort, state.queue.shape[1] - 1),
+                                                  axis=1), new_spread[:, None])
+    services = fluid_wait * r_all[:, None]
+    c = jnp.sqrt(jnp.minimum(1.0, (services + found) / jnp.maximum(jnp.square(services), 1e-30)))
+    fluid_wait = fluid_wait * (1.0 - c - c * jnp.log(u_spread))
+    samples = jnp.concatenate([stochastic_wait, fluid_wait], axis=1) + service
     weights = jnp.concatenate([jnp.broadcast_to((a_stochastic / m)[:, None], shape),
                                jnp.broadcast_to((fluid_count / m)[:, None], shape)], axis=1)
 
@@ -506,10 +564,16 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     newest = left_a + overflow
     newest_at = jnp.where(newest > 0, (left_a * left_at + overflow * (now + tau_e + 0.5 * h))
                           / jnp.maximum(newest, 1e-30), now + dt)
+    merged_spread = jnp.where(merged > 0, (remaining[:, 0] * state.queued_spread[:, 0] + remaining[:, 1]
+                                           * state.queued_spread[:, 1]) / jnp.maximum(merged, 1e-30),
+                              state.queued_spread[:, 1])
     queue = jnp.concatenate([merged[:, None], remaining[:, 2:], newest[:, None]], axis=1)
     queued_at = jnp.concatenate([merged_at[:, None], state.queued_at[:, 2:], newest_at[:, None]], axis=1)
+    queued_spread = jnp.concatenate([merged_spread[:, None], state.queued_spread[:, 2:], new_spread[:, None]],
+                                    axis=1)
     starting = jnp.concatenate([state.starting[:, 1:], jnp.zeros_like(state.starting[:, :1])], axis=1)
-    next_state = TickState(state.ready + new, starting, state.cpu, queue, queued_at, x_next)
+    next_state = TickState(state.ready + new, starting, state.cpu, queue, queued_at, queued_spread, x_next,
+                           next_spread)
 
     allocated = (state.ready + state.starting.sum(1)) * state.cpu * dt
     sums = {"requests": started, "violations": violations, "latency_sum": latency_sum, "allocated": allocated,
@@ -623,9 +687,9 @@ def _simulate(platform, table, functions, arrivals, policy, key, minutes, initia
             return state, policy_state, jnp.zeros_like(state.ready)
 
         state, policy_state, ordered = lax.cond(decide_now, decide, keep, (state, policy_state))
-        uniforms = hash_uniforms(seed, index, (n, 6 * m), dtype)
+        uniforms = hash_uniforms(seed, index, (n, 7 * m), dtype)
         state, sums, measurement, samples, weights = serve_tick(platform, table, functions, state, arrivals_now, now,
-                                                                uniforms[:, :4 * m], capacity)
+                                                                uniforms[:, :5 * m], capacity)
         policy_state = _same_types(policy.record(policy_state, measurement, now), policy_state)
         sums["cold_starts"] = ordered
         totals = {name: totals[name] + sums[name] for name in totals}
@@ -633,7 +697,7 @@ def _simulate(platform, table, functions, arrivals, policy, key, minutes, initia
         # probability proportional to its tick's weight
         kept, total = reservoir
         total = total + weights
-        replace = uniforms[:, 4 * m:] * total < weights
+        replace = uniforms[:, 5 * m:] * total < weights
         reservoir = (jnp.where(replace, samples, kept), total)
         per_tick = (jnp.sum(sums["requests"]), jnp.sum(sums["violations"]), jnp.sum(sums["latency_sum"]),
                     jnp.sum(sums["allocated"]), jnp.sum(sums["used"]), measurement.pressure,
