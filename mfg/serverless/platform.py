@@ -49,8 +49,9 @@ class Platform:
         latency histogram (its quantiles); the means and SLO violations are exact
         expectations and do not depend on it.
       contention_iterations: bisection steps of the water-filling (``cpu_shares``).
-      contention_passes: k secant steps towards the self-consistent fixed point of a
-        contended tick (busy slots at the speed they get, ``simulator._contended_speed``),
+      contention_passes: k evaluations (a plain step, then secant steps) towards the
+        greatest self-consistent fixed point of a contended tick (busy slots at the speed
+        they get, ``simulator._contended_speed``; skipped when they fit at full speed),
         which keeps the cluster's cores busy while requests wait (work-conserving); on the
         reference's contention scenario 3 already agree with 6 to 0.1%, and 4 is the
         default; 0: the busy slots

@@ -23,7 +23,9 @@ and the trace gives a_i arrivals in the tick, uniform over it (``ArrivalSource``
    one core), its containers want u_i = min(w_i, slots_i) cores; if sum u_i exceeds the
    capacity the node divides it by cpu.shares (``platform.cpu_shares``), and every
    request of function i runs at v_i = min(1, theta c_i / k) cores.  So one slot serves
-   mu_i = v_i / s_i requests/s.
+   mu_i = v_i / s_i requests/s.  The busy slots depend on that speed; the level theta
+   is their fixed point (``_contended_speed``, ``Platform.contention_passes`` secant
+   steps), at which a waiting backlog keeps every core busy.
 3. **Serve.**  Within the tick the slots n(tau) are n0 = k R from the start and
    n0 + n1 (n1 = k S[0]) from ``ready_offset`` phi.  The backlog is a fluid FIFO queue:
    its content Z follows dZ/dtau = lam - n(tau) mu while Z > 0 (lam = a / dt), from
@@ -34,11 +36,15 @@ and the trace gives a_i arrivals in the tick, uniform over it (``ArrivalSource``
    stationary M/M/n one (Erlang C, ``ErlangTable``) with the slots of that moment:
      P(T > t) = (1 - C) e^{-mu t} + C (theta e^{-mu t} - mu e^{-theta t}) / (theta - mu),
      E[T] = C / theta + 1 / mu,  theta = n mu - lam.
-   Requests still queued at the end of the tick carry over as its cohort.
+   Requests still queued at the end of the tick carry over as its cohort.  The
+   backlog's count carries a variance (a diffusion approximation: it grows by lam + r per
+   second while the backlog waits), which spreads the sampled waits around the fluid
+   ones (the histogram only; the means stay the fluid model's).
 4. **Account.**  Per function: requests (counted when they start service, or on arrival
    for the M/M/n part), expected SLO violations and latency sum (exact given the model),
    a latency histogram from ``latency_samples`` draws per tick, cold starts, allocated
-   core-seconds (ready and starting containers hold their request), used core-seconds,
+   core-seconds (ready and starting containers hold their request), used core-seconds
+   (the work the departing requests took: s core-seconds each),
    the backlog, and the reward -(violation_cost x violations + price x core-seconds).
 
 ``simulate`` runs a whole episode as one jitted ``lax.scan`` over minutes (each drawing
@@ -304,7 +310,7 @@ def _occupancy_step(table: ErlangTable, x, lam, servers, mu, h, iterations: int)
     return jnp.where(servers > 0, y, x + h * lam)
 
 
-def _contended_speed(platform: Platform, table: ErlangTable, cpu, theta, service_mean, x, arriving, waiting, slots,
+def _contended_speed(platform: Platform, table: ErlangTable, cpu, service_mean, x, arriving, waiting, slots,
                      capacity):
     """[N] cores per busy slot at the self-consistent contention (``platform.contention_passes``).
 
@@ -315,14 +321,17 @@ def _contended_speed(platform: Platform, table: ErlangTable, cpu, theta, service
     busy slots (``cpu_shares``): v_i = min(1, theta c_i / k).  So theta is a fixed point of
     the scalar map Theta: theta -> the water-filling level of the busy slots at speeds
     v(theta),  busy_i = slots_i rho(x_end_i(v_i)),  sum_i busy_i min(1, Theta c_i / k) =
-    capacity.  Faster slots leave fewer busy, so Theta increases with theta, with a slope
-    below 1 that can come close to 1 (plain iteration then creeps); the root of
-    g(y) = log Theta(e^y) - y is found by the secant method, each of the
-    ``contention_passes`` steps one evaluation of Theta, from the one-shot estimate
-    ``theta`` (a step that leaves the iterates' bracket or divides by ~0 falls back to the
-    plain iteration y + g).  At the fixed point the busy slots the contention assumes are
-    those the service step then keeps busy: the cluster's cores are all used while
-    requests wait (work-conserving).
+    capacity.  Faster slots leave fewer busy, so Theta increases with theta; it may have
+    several fixed points (slow slots stay busy and keep each other slow), and the one
+    taken is the greatest, the fastest the cluster can serve: theta = inf (every busy slot
+    at one core) when the busy slots at full speed fit in the capacity, otherwise the
+    limit of the iterates from theta_1 = Theta(inf) down.  Their slope can come close to 1
+    (plain iteration then creeps), so after one plain step the root of
+    g(y) = log Theta(e^y) - y is found by secant steps, ``contention_passes`` evaluations
+    of Theta in all (a step that leaves the iterates' bracket or divides by ~0 falls back
+    to the plain iteration y + g).  At the fixed point the busy slots the contention
+    assumes are those the service step then keeps busy: the cluster's cores are all used
+    while requests wait (work-conserving).
     ``arriving``: the arrival rate the tick's occupancy step takes (0 while queued);
     ``waiting``: [N] bool, a backlog waits.
     """
@@ -330,13 +339,17 @@ def _contended_speed(platform: Platform, table: ErlangTable, cpu, theta, service
     no_work = jnp.zeros_like(x)
     low, high = math.log(1e-6), math.log(1e6)       # cpu_shares' bracket; inf (uncontended) maps to high
 
-    def level(y):                                   # log Theta(e^y)
-        v = jnp.minimum(1.0, jnp.exp(y) * cpu / k)
+    def busy_at(v):
         x_end = _occupancy_step(table, x, arriving, slots, v / service_mean, dt, platform.occupancy_iterations)
         rho_end, _ = table.utilization_of(slots, x_end)
-        busy = jnp.where(waiting, slots, slots * rho_end)
+        return jnp.where(waiting, slots, slots * rho_end)
+
+    def level_of(busy):                             # log of the water-filling level of these busy slots
         theta = cpu_shares(busy, no_work, slots, cpu, capacity, k, platform.contention_iterations)
         return jnp.clip(jnp.log(theta), low, high)
+
+    def level(y):                                   # log Theta(e^y)
+        return level_of(busy_at(jnp.minimum(1.0, jnp.exp(y) * cpu / k)))
 
     def secant_step(y0, g0, y1, g1):
         gap = g1 - g0
@@ -352,14 +365,21 @@ def _contended_speed(platform: Platform, table: ErlangTable, cpu, theta, service
         y2 = secant_step(y0, g0, y1, g1)
         return y1, g1, y2, level(y2) - y2
 
-    y0 = jnp.clip(jnp.log(theta), low, high)
-    g0 = level(y0) - y0                              # evaluation 1
-    y1 = jnp.clip(y0 + g0, low, high)                # the plain iteration's first step
-    if platform.contention_passes == 1:
-        y = y1
-    else:
-        iterate = lax.fori_loop(0, platform.contention_passes - 2, secant, (y0, g0, y1, level(y1) - y1))
-        y = secant_step(*iterate)                    # evaluations 2 .. passes went into it
+    full = busy_at(jnp.ones_like(x))                # evaluation 1: Theta(inf)
+    contended = jnp.sum(full) > capacity
+
+    def solve(_):
+        y1 = level_of(full)
+        if platform.contention_passes == 1:
+            return y1
+        g1 = level(y1) - y1                         # evaluation 2
+        y2 = jnp.clip(y1 + g1, low, high)           # the plain iteration's step
+        if platform.contention_passes == 2:
+            return y2
+        iterate = lax.fori_loop(0, platform.contention_passes - 3, secant, (y1, g1, y2, level(y2) - y2))
+        return secant_step(*iterate)                # evaluations 3 .. passes went into it
+
+    y = lax.cond(contended, solve, lambda _: jnp.asarray(high, x.dtype), None)
     return jnp.minimum(1.0, jnp.exp(y) * cpu / k)
 
 
@@ -429,8 +449,7 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     queued = waiting | (n0 <= 0)
     arriving = jnp.where(queued, 0.0, lam)
     if platform.contention_passes:
-        speed = _contended_speed(platform, table, state.cpu, theta, s, x, arriving, waiting, effective_slots,
-                                 capacity)
+        speed = _contended_speed(platform, table, state.cpu, s, x, arriving, waiting, effective_slots, capacity)
     mu = speed / s
 
     # 3a. the fluid phase [0, tau_e): while a backlog waits (or no slot is ready), arrivals

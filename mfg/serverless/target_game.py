@@ -59,7 +59,7 @@ price).
 What the coarse-graining leaves out (docs/serverless.md): KPA's reaction beyond the two
 phases (its scale-down, panic mode's timing), the backlog carried between periods, cold
 starts of containers added to warm functions (1 s of a 60 s period), and the extra busy
-time of slowed requests (the tick model's ``contention_passes = 0``).  Stationary
+time of slowed requests (the tick model's fixed point, ``Platform.contention_passes``).  Stationary
 discounted, gamma 0.9 as the online learner.  S = 2 K L, A = |targets| |min scale| |cpu|.
 """
 
