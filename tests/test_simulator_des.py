@@ -134,7 +134,7 @@ def close(tick, des, relative, absolute=0.0):
 # Measured (2026-12-04, latency_samples 16, the DES seed 0): tick / DES - 1 for violations, p99, mean
 #   steady load +1.2%, +3.9%, +0.9%;  step in load +1.5%, -2.2%, -0.4%;  burst +1.2%, +4.8%, +2.4%;
 #   scale from zero -1.3%, +2.9%, -0.7%;  cold starts during a ramp +2.8%, +1.7%, +0.4%;
-#   contention at capacity -5.0%, +1.8%, -4.4% (the default contention_passes 4; with the
+#   contention at capacity -5.1%, +1.8%, -4.4% (the default contention_passes 4; with the
 #   one-shot estimate, contention_passes 0, +38%, +41%, +55%).  docs/serverless.md has how
 #   the contention and the backlog's spread came to agree.
 @pytest.mark.parametrize("name", list(SCENARIOS))
