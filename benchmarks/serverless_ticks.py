@@ -201,7 +201,8 @@ def main():
         args.minutes = args.minutes or 360
         rows = baselines(args) if args.what == "baselines" else meanfield(args)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    key = args.what if args.contention_passes == Platform.contention_passes else f"{args.what} (contention_passes {args.contention_passes})"
+    key = (args.what if args.contention_passes == Platform.contention_passes
+           else f"{args.what} (contention_passes {args.contention_passes})")
     if args.what == "baselines" and args.policies and key in results:
         kept = [row for row in results[key]["rows"] if row["policy"] not in args.policies]
         rows = kept + rows

@@ -135,7 +135,7 @@ def close(tick, des, relative, absolute=0.0):
 #   steady load +1.2%, +3.9%, +0.9%;  step in load +1.5%, -2.2%, -0.4%;  burst +1.2%, +4.8%, +2.4%;
 #   scale from zero -1.3%, +2.9%, -0.7%;  cold starts during a ramp +2.8%, +1.7%, +0.4%;
 #   contention at capacity -5.1%, +1.8%, -4.4% (the default contention_passes 4; with the
-#   one-shot estimate, contention_passes 0, +38%, +41%, +55%).  docs/serverless.md has how
+#   one-shot estimate, contention_passes 0, +38%, +44%, +55%).  docs/serverless.md has how
 #   the contention and the backlog's spread came to agree.
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_tick_simulator_agrees_with_the_request_level_reference(name):

@@ -54,10 +54,9 @@ class Platform:
         they get, ``simulator._contended_speed``; skipped when they fit at full speed),
         which keeps the cluster's cores busy while requests wait (work-conserving); on the
         reference's contention scenario 3 already agree with 6 to 0.1%, and 4 is the
-        default; 0: the busy slots
-        are estimated once per tick, from the occupancy at its start and the tick's
-        arriving work (faster, not work-conserving: it overstates latency by half there;
-        docs/serverless.md compares both with the request-level reference).
+        default; 0: the busy slots are estimated once per tick, from the occupancy at its
+        start and the tick's arriving work (faster, not work-conserving: it overstates
+        latency by half there; docs/serverless.md compares both with the reference).
       occupancy_iterations: Newton steps of the stochastic part's implicit step.
     """
 

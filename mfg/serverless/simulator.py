@@ -436,20 +436,23 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     q = state.queue.sum(1)
     x = state.occupancy
 
-    # 2. contention: every request in service wants one core; the busy slots are all ready
-    # ones while a backlog waits, else the stationary-shape count n rho(x), or as many as
-    # the tick's work keeps busy; the node shares its cores by the busy containers'
-    # requests (``cpu_shares``): a busy slot runs at min(1, theta c / k) cores
+    # 2. contention: every request in service wants one core; the node shares its cores
+    # by the busy containers' requests (``cpu_shares``): a busy slot runs at
+    # min(1, theta c / k) cores.  The busy slots are all ready ones while a backlog waits,
+    # else those the tick's departures keep busy at that speed (the fixed point,
+    # ``_contended_speed``); the one-shot estimate (contention_passes 0) takes instead the
+    # stationary-shape count n rho(x) at the tick's start, or as many as its work keeps busy
     busy_rho, _ = table.utilization_of(n0, x)
     effective_slots = n0 + n1 * (1 - phi / dt)
     waiting = q > BACKLOG_EPSILON
     busy = jnp.where(waiting, effective_slots, n0 * busy_rho)
-    theta = cpu_shares(busy, a * s / dt, effective_slots, state.cpu, capacity, k, platform.contention_iterations)
-    speed = jnp.minimum(1.0, theta * state.cpu / k)
     queued = waiting | (n0 <= 0)
     arriving = jnp.where(queued, 0.0, lam)
     if platform.contention_passes:
         speed = _contended_speed(platform, table, state.cpu, s, x, arriving, waiting, effective_slots, capacity)
+    else:                                                  # the one-shot estimate
+        theta = cpu_shares(busy, a * s / dt, effective_slots, state.cpu, capacity, k, platform.contention_iterations)
+        speed = jnp.minimum(1.0, theta * state.cpu / k)
     mu = speed / s
 
     # 3a. the fluid phase [0, tau_e): while a backlog waits (or no slot is ready), arrivals
@@ -578,14 +581,16 @@ def serve_tick(platform: Platform, table: ErlangTable, functions: Functions, sta
     # overflow joins this tick's cohort, arrived in the middle of the stochastic stretch)
     remaining = state.queue - served_k
     merged = remaining[:, 0] + remaining[:, 1]
-    merged_at = jnp.where(merged > 0, (remaining[:, 0] * state.queued_at[:, 0] + remaining[:, 1] *
-                                       state.queued_at[:, 1]) / jnp.maximum(merged, 1e-30), state.queued_at[:, 1])
+
+    def merged_mean(value):                                # over the two oldest cohorts, by count
+        return jnp.where(merged > 0, (remaining[:, 0] * value[:, 0] + remaining[:, 1] * value[:, 1])
+                         / jnp.maximum(merged, 1e-30), value[:, 1])
+
+    merged_at = merged_mean(state.queued_at)
     newest = left_a + overflow
     newest_at = jnp.where(newest > 0, (left_a * left_at + overflow * (now + tau_e + 0.5 * h))
                           / jnp.maximum(newest, 1e-30), now + dt)
-    merged_spread = jnp.where(merged > 0, (remaining[:, 0] * state.queued_spread[:, 0] + remaining[:, 1]
-                                           * state.queued_spread[:, 1]) / jnp.maximum(merged, 1e-30),
-                              state.queued_spread[:, 1])
+    merged_spread = merged_mean(state.queued_spread)
     queue = jnp.concatenate([merged[:, None], remaining[:, 2:], newest[:, None]], axis=1)
     queued_at = jnp.concatenate([merged_at[:, None], state.queued_at[:, 2:], newest_at[:, None]], axis=1)
     queued_spread = jnp.concatenate([merged_spread[:, None], state.queued_spread[:, 2:], new_spread[:, None]],
