@@ -24,7 +24,13 @@
         --results benchmarks/results_serverless_qlearning.json   # Q-learning, on another day of the same functions
     python benchmarks/serverless_learned.py compare --learners yesterday --prices 0.04 --learner-cpu 0.5 1 \
         --settings tight --results benchmarks/results_serverless_yesterday.json   # MFG-NAC trained as Q-learning is
+    python benchmarks/serverless_learned.py compare --learners memory --prices 0.04 --learner-cpu 0.5 1 \
+        --settings tight roomy congested --eval-days 2 3 4 \
+        --results benchmarks/results_serverless_memory.json   # each function's recent violations observed
     python benchmarks/serverless_learned.py report   # tables, verdicts and docs/img/serverless_frontier.png
+    python benchmarks/serverless_learned.py report --merge benchmarks/results_serverless_corrected_*.json \
+        benchmarks/results_serverless_memory.json benchmarks/results_serverless_qlearning_corrected.json \
+        --plot-path docs/img/serverless_frontier_corrected.png   # the reruns on the corrected simulator
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
 ``compare`` trains, per cluster setting (roomy, tight, congested), the online NAC policy
@@ -181,6 +187,18 @@ def learners(args, train, setting):
                                    log=print)
                 trained[(family, f"price {price}{suffix}, key {key}")] = (run.policy, run.seconds, run.history)
         return trained
+    if args.learners == "memory":
+        # each function's own recent share of violations observed (memory=True), added after
+        # the corrected tight rerun left the shared policy behind Q-learning's per-function table
+        price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
+        suffix = _cpu_suffix(cpu)
+        for family, platform in (("MFG-NAC targets, memory", contended), ("independent RL targets, memory", alone)):
+            policy = OnlineNAC.untrained(train.service_mean, train.slo, price=price, max_containers=MAX_CONTAINERS,
+                                         actions=TargetActions(cpu=cpu), memory=True)
+            print(f"{setting}: training {family} at price {price}{suffix} ...", flush=True)
+            run = train_online(policy, platform, train, args.episodes, jax.random.key(0), MAX_CONTAINERS, log=print)
+            trained[(family, f"price {price}{suffix}")] = (run.policy, run.seconds, run.history)
+        return trained
     if args.learners == "congestion":
         price, cpu = args.prices[len(args.prices) // 2], tuple(args.learner_cpu)
         suffix = _cpu_suffix(cpu)
@@ -250,7 +268,7 @@ def compare(args):
             pop = population(day(seed), args.functions, 0, start=900, minutes=360)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
             candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds", "qlearning",
-                                                 "yesterday") else (
+                                                 "yesterday", "memory") else (
                 [("KPA", _knob(t, c), KPA(KPAConfig(target=t), cpu=c), 0.0)
                  for c in args.baseline_cpu for t in args.kpa_targets]
                 + [("HPA", _knob(u, c), HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS), cpu=c), 0.0)
@@ -372,7 +390,7 @@ def report(args):
         floors[setting] = means[0]["violations_floor"]
         print_table(setting, means, verdicts(means, learned_prefix="MFG", baselines=("KPA", "HPA", "Q-learning")))
     if means_by_setting and args.plot:
-        out = Path(__file__).parents[1] / "docs" / "img" / "serverless_frontier.png"
+        out = Path(args.plot_path)
         plot_frontiers({s: _plotted(m) for s, m in means_by_setting.items()}, str(out), floor=floors)
         print(f"wrote {out}")
 
@@ -381,7 +399,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compare", "transfer", "report"])
     parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "seeds", "qlearning",
-                                               "yesterday", "none"],
+                                               "memory", "yesterday", "none"],
                         default="linear",
                         help="compare: the linear learners and the baselines, the neural learner alone, the "
                              "moves learners (MFG and independent) alone, or the baselines alone")
@@ -405,6 +423,9 @@ def main():
                                                        str(LEARNED_CPU_RESULTS), str(CONGESTION_RESULTS),
                                                        str(Q_LEARNING_RESULTS)],
                         help="report: the results files merged")
+    parser.add_argument("--plot-path", default=str(Path(__file__).parents[1] / "docs" / "img"
+                                                   / "serverless_frontier.png"),
+                        help="report: where the frontier plot goes")
     parser.add_argument("--no-plot", dest="plot", action="store_false",
                         help="report: print the tables only (keep docs/img/serverless_frontier.png)")
     parser.add_argument("--functions", type=int, default=None)

@@ -157,6 +157,8 @@ class EvaluationConfig(_Strict):
                                                            "(mfg.serverless.settings)")
     start_minute: int = Field(900, ge=0, lt=1440, description="tick: first minute of the evaluated window "
                               "(900: 15:00, before the daily peak)")
+    train_start_minute: int = Field(0, ge=0, lt=1440, description="tick: first minute of the training day learned "
+                                    "from (0: midnight)")
     train_minutes: int = Field(1440, gt=0, le=1440, description="tick: minutes of the training day learned from")
     train_episodes: int = Field(2, gt=0, description="tick: passes of the online learner over the training day")
     prices: list[float] = Field([0.02], min_length=1, description="tick: prices of an allocated core-second "
@@ -190,6 +192,9 @@ class EvaluationConfig(_Strict):
             if self.start_minute + self.minutes > 1440:
                 raise ValueError(f"start_minute + minutes must stay within the day (1440), got "
                                  f"{self.start_minute} + {self.minutes}")
+            if self.train_start_minute + self.train_minutes > 1440:
+                raise ValueError(f"train_start_minute + train_minutes must stay within the day (1440), got "
+                                 f"{self.train_start_minute} + {self.train_minutes}")
         if self.q_learning_train_day is not None and self.q_learning_train_day == self.day:
             raise ValueError(f"q_learning_train_day must differ from day ({self.day}): Q-learning trains on another "
                              "day of the same functions than the one it is evaluated on")

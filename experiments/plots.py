@@ -229,9 +229,12 @@ def plot_frontiers(settings: Mapping[str, list], path: str, floor: Mapping[str, 
     for axis in axes[0]:
         for handle, label in zip(*axis.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+    # two legend columns per panel fit its width (labels up to ~30 characters at 8 pt)
+    columns = max(1, min(4, 2 * len(panels), len(handles)))
+    rows = -(-len(handles) // columns)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=columns, fontsize=8,
                frameon=False)
-    fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(handles) // 4), 1, 1))
+    fig.tight_layout(rect=(0, min(0.5, (0.03 + 0.045 * rows) * (1.0 if len(panels) > 1 else 1.2)), 1, 1))
     return _save(fig, path)
 
 

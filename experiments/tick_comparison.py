@@ -4,7 +4,7 @@ After a run has trained its policy on the tabular serverless game, this comparis
 
 1. trains the online NAC policy (``mfg.serverless.learned.OnlineNAC``) at each of
    ``evaluation.prices`` on a training day (a synthetic day of other functions, workload
-   seed ``evaluation.seed + 1``, ``train_minutes`` from midnight, ``train_episodes``
+   seed ``evaluation.seed + 1``, ``train_minutes`` from ``train_start_minute``, ``train_episodes``
    passes) in the cluster setting ``evaluation.setting``, and independent RL (the same
    learner in a cluster without contention);
 2. evaluates every policy frozen on ``evaluation.seeds`` held-out days (workload seeds
@@ -56,9 +56,9 @@ def _day(evaluation, seed: int, index: int = 0) -> Workload:
 def q_learning_candidates(evaluation, seed: int, pop, platform, cpu, log) -> list[tuple]:
     """Per-function Q-learning (``QLearningKPA``) for evaluation day ``seed``: trained for
     ``q_learning_days`` passes over day 1 of the same functions (``train_minutes`` from
-    midnight), in the evaluation's own cluster, at each price and CPU request; then frozen."""
-    train = population(_day(evaluation, seed, index=1), evaluation.num_functions, evaluation.seed, start=0,
-                       minutes=evaluation.train_minutes)
+    ``train_start_minute``), in the evaluation's own cluster, at each price and CPU request; then frozen."""
+    train = population(_day(evaluation, seed, index=1), evaluation.num_functions, evaluation.seed,
+                       start=evaluation.train_start_minute, minutes=evaluation.train_minutes)
     log(f"evaluation: Q-learning learns on day 1 of the functions of day {seed}")
     swept = q_learning_sweep(train, platform, evaluation.prices, cpu, evaluation.q_learning_days,
                              jax.random.fold_in(jax.random.key(seed), 1), evaluation.max_containers, log=log)
@@ -115,8 +115,8 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
     evaluation = config.evaluation
     started = time.perf_counter()
     n, mc = evaluation.num_functions, evaluation.max_containers
-    train = population(_day(evaluation, evaluation.seed + 1), n, evaluation.seed, start=0,
-                       minutes=evaluation.train_minutes)
+    train = population(_day(evaluation, evaluation.seed + 1), n, evaluation.seed,
+                       start=evaluation.train_start_minute, minutes=evaluation.train_minutes)
     cpu = tuple(float(c) for c in evaluation.cpu_requests)
     actions = TargetActions(cpu=cpu) if evaluation.learner_actions == "targets" else MoveActions(cpu=cpu)
     family = LEARNED if evaluation.learner_actions == "targets" else "MFG-NAC moves"
@@ -128,7 +128,8 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
         independent = family.replace("MFG-NAC", "independent RL")
         for name, platform in ((family, contended), (independent, Platform(max_containers=mc))):
             log(f"evaluation: training {name} at price {price} on {n} functions of the training day "
-                f"({evaluation.train_episodes} x {evaluation.train_minutes} min)")
+                f"({evaluation.train_episodes} x {evaluation.train_minutes} min from minute "
+                f"{evaluation.train_start_minute})")
             run = train_online(_learner(evaluation, train, price, actions), platform, train,
                                evaluation.train_episodes, jax.random.key(evaluation.seed), mc, log=log)
             knob = f"price {price:g}"

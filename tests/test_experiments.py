@@ -238,6 +238,8 @@ def test_default_run_trains_online_nac_and_compares_on_the_tick_simulator(tmp_pa
 @pytest.mark.parametrize("change, message", [
     ({"workload": "."}, "the tick comparison trains and evaluates on synthetic days"),
     ({"start_minute": 1400, "minutes": 100}, "start_minute \\+ minutes must stay within the day"),
+    ({"minutes": 60, "train_start_minute": 720, "train_minutes": 1440}, "train_start_minute \\+ train_minutes must stay within"),
+    ({"train_start_minute": 1440}, "train_start_minute"),
     ({"prices": [-0.1]}, "prices must be numbers >= 0"),
     ({"setting": "crowded"}, "setting"),
 ])

@@ -12,8 +12,8 @@ import pytest
 
 from mfg.serverless.comparison import deploy, population, run_policy, summarize, train_online, warm_start
 from mfg.serverless.kpa import KPAConfig
-from mfg.serverless.learned import (OBSERVATIONS, MoveActions, ObservationFeatures, OnlineNAC, TargetActions,
-                                    observe)
+from mfg.serverless.learned import (ALL_OBSERVATIONS, OBSERVATIONS, MoveActions, ObservationFeatures, OnlineNAC,
+                                    TargetActions, memory_features, observe)
 from mfg.serverless.platform import Platform
 from mfg.serverless.policies import KPA
 from mfg.serverless.settings import Workload
@@ -81,6 +81,46 @@ def test_observations_lie_in_the_unit_box_and_features_are_unit_rows():
     assert phi.shape == (n, features.num_features)
     np.testing.assert_allclose(np.linalg.norm(phi, axis=1), 1.0, rtol=1e-5)
     assert phi.min() >= 0
+
+
+def test_the_memory_observation_maps_a_functions_violation_share_onto_the_unit_interval():
+    """The tenth observation: 0 for a function that never violated, 1/3 at 0.9%, 1 at 100%."""
+    n = 4
+    ones = jnp.ones(n)
+    share = jnp.asarray([0.0, 0.009, 1.0, 5.0])
+    obs = observe(ones, ones, ones, ones, jnp.float32(1.0), jnp.float32(0.0), 5 * ones, ones, MAX_CONTAINERS,
+                  recent_violations=share)
+    assert obs.shape == (n, len(ALL_OBSERVATIONS)) and ALL_OBSERVATIONS[:-1] == OBSERVATIONS
+    np.testing.assert_allclose(np.asarray(obs[:, -1]), [0.0, 1 / 3, 1.0, 1.0], atol=1e-6)
+    features = memory_features()
+    assert features.reads_memory and not ObservationFeatures().reads_memory
+    assert features(obs).shape == (n, ObservationFeatures().num_features + 25)
+
+
+def test_the_memory_is_each_functions_exponential_average_of_its_violations_and_requests(small):
+    """With ``memory`` the policy carries, per function, averages of its violations and
+    requests over decision periods with weight P / tau; it observes their ratio."""
+    pop, platform = small
+    policy = OnlineNAC.untrained(pop.service_mean, pop.slo, max_containers=MAX_CONTAINERS, memory=True,
+                                 memory_seconds=600.0)
+    assert policy.features.reads_memory
+    frozen = deploy(policy, pop)
+    functions, arrivals = pop.inputs()
+    result = simulate(platform, functions, arrivals, frozen, jax.random.key(2), minutes=pop.minutes,
+                      initial_containers=warm_start(pop, MAX_CONTAINERS))
+    memory = result.policy_state[1]
+    # 20 one-minute periods, 19 closed by a decision (the last period is still open):
+    # the averages weigh the period j closed at decision d by rho (1 - rho)^(d - j), rho = 0.1
+    rho, closed = 0.1, 19
+    weight_of_all = 1 - (1 - rho) ** closed
+    requests = np.asarray(result.per_function["requests"]) - np.asarray(memory.period_requests)
+    assert np.all(np.asarray(memory.recent_requests) <= rho * requests + 1e-3)
+    assert np.all(np.asarray(memory.recent_requests) >= 0)
+    # a function that had requests has a positive average, and the total weight is bounded
+    had = requests > 0
+    assert np.all(np.asarray(memory.recent_requests)[had] > 0)
+    assert float(np.sum(memory.recent_requests)) <= weight_of_all * float(np.sum(requests)) + 1e-3
+    assert np.all(np.asarray(memory.recent_violations) <= np.asarray(memory.recent_requests) + 1e-5)
 
 
 def test_the_kpa_at_a_target_is_one_constant_choice_of_the_policy(small):
@@ -259,6 +299,9 @@ def test_summaries_are_per_request_and_per_function(small):
     (dict(decision_period=3.0), "decision_period must be a positive multiple"),
     (dict(actor_every=0), "actor_every must be"),
     (dict(exploration=1.5), "exploration must be"),
+    (dict(memory=True, memory_seconds=30.0), "memory_seconds must be at least the decision period"),
+    (dict(memory=True, features=ObservationFeatures()), "memory is True but its features do not read"),
+    (dict(features=memory_features()), "memory is False but its features read"),
 ])
 def test_bad_learning_settings_are_refused_by_name(change, message):
     with pytest.raises(ValueError, match=message):

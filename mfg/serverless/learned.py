@@ -20,6 +20,13 @@ served), each mapped to [0, 1]:
   slack        log(slo / s) / 3  (s the function's mean service time, slo its objective)
   service      (log10 s + 2) / 5
 
+and, with ``memory`` (off by default), a tenth, the function's own record:
+
+  recent_violations  (log10(f + 0.001) + 3) / 3, f = v_bar / r_bar its share of SLO
+               violations, v_bar and r_bar exponential averages (time constant
+               ``memory_seconds``, one hour by default) of its violations and of its
+               requests per decision period
+
 (clipped to [0, 1]).  Features phi(o) [F] (``ObservationFeatures``): Gaussian RBFs on the
 load and on a (load, x) grid for every other coordinate x, and a constant, the row
 scaled to unit norm.  Linear actor and critic share them:
@@ -92,10 +99,13 @@ from mfg.serverless.simulator import _same_types
 from solvers.nac import natural_actor_step, project_to_ball
 
 __all__ = ["TargetActions", "MoveActions", "ObservationFeatures", "OnlineNAC", "History", "OBSERVATIONS",
-           "observe"]
+           "MEMORY_OBSERVATION", "ALL_OBSERVATIONS", "observe", "memory_features"]
 
 DAY = 86400.0
 OBSERVATIONS = ("load", "burst", "variability", "size", "pressure", "sin_time", "cos_time", "slack", "service")
+# the per-function memory, observed only by a policy with ``memory=True`` (column 10)
+MEMORY_OBSERVATION = "recent_violations"
+ALL_OBSERVATIONS = OBSERVATIONS + (MEMORY_OBSERVATION,)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -171,8 +181,10 @@ def _check_choices(name, values, ok, allowed):
 
 # ----------------------------------------------------------------------- observations
 
-def observe(load, burst, variability, size, pressure, clock, slack, service, max_containers: int) -> jax.Array:
-    """[N, 9] normalized observations (``OBSERVATIONS``; the module docstring's maps).
+def observe(load, burst, variability, size, pressure, clock, slack, service, max_containers: int,
+            recent_violations=None) -> jax.Array:
+    """[N, 9] normalized observations (``OBSERVATIONS``; the module docstring's maps), or
+    [N, 10] (``ALL_OBSERVATIONS``) with ``recent_violations``.
 
     Args (all [N] but ``pressure`` and ``clock``, scalars):
       load, burst: stable- and panic-window concurrency S and P.
@@ -180,6 +192,7 @@ def observe(load, burst, variability, size, pressure, clock, slack, service, max
       size: ready plus starting containers.
       pressure: the published pressure; clock: seconds since midnight.
       slack, service: slo and mean service time s (s).
+      recent_violations: None, or each function's recent share f of violating requests.
     """
     scale = math.log1p(max_containers)
     angle = 2 * jnp.pi * clock / DAY
@@ -188,10 +201,17 @@ def observe(load, burst, variability, size, pressure, clock, slack, service, max
                jnp.log1p(size) / scale, jnp.broadcast_to(pressure / 2, (n,)),
                jnp.broadcast_to((1 + jnp.sin(angle)) / 2, (n,)), jnp.broadcast_to((1 + jnp.cos(angle)) / 2, (n,)),
                jnp.log(slack / service) / 3, (jnp.log10(service) + 2) / 5]
+    if recent_violations is not None:
+        columns.append((jnp.log10(recent_violations + 1e-3) + 3) / 3)
     return jnp.clip(jnp.stack(columns, axis=1), 0.0, 1.0)
 
 
 _LOAD_GRIDS = tuple(("load", name) for name in OBSERVATIONS if name != "load")
+
+
+def memory_features(centers: int = 5) -> "ObservationFeatures":
+    """The default features plus a (load, recent_violations) grid: for ``memory=True``."""
+    return ObservationFeatures(grids=_LOAD_GRIDS + (("load", MEMORY_OBSERVATION),), centers=centers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,27 +237,33 @@ class ObservationFeatures:
     def __post_init__(self):
         if not (isinstance(self.centers, int) and self.centers >= 2):
             raise ValueError(f"centers must be an int >= 2, got {self.centers!r}")
-        if any(name not in OBSERVATIONS for name in self.singles):
-            raise ValueError(f"singles must name observations ({', '.join(OBSERVATIONS)}), got {self.singles!r}")
+        if any(name not in ALL_OBSERVATIONS for name in self.singles):
+            raise ValueError(f"singles must name observations ({', '.join(ALL_OBSERVATIONS)}), got {self.singles!r}")
         for pair in self.grids:
-            if len(pair) != 2 or any(name not in OBSERVATIONS for name in pair):
-                raise ValueError(f"each grid is a pair of observation names ({', '.join(OBSERVATIONS)}), got {pair!r}")
+            if len(pair) != 2 or any(name not in ALL_OBSERVATIONS for name in pair):
+                raise ValueError(f"each grid is a pair of observation names ({', '.join(ALL_OBSERVATIONS)}), "
+                                 f"got {pair!r}")
+
+    @property
+    def reads_memory(self) -> bool:
+        """Whether a feature reads ``recent_violations`` (a policy with ``memory=True``)."""
+        return MEMORY_OBSERVATION in self.singles + tuple(name for pair in self.grids for name in pair)
 
     @property
     def num_features(self) -> int:
         return len(self.singles) * self.centers + len(self.grids) * self.centers ** 2 + 1
 
     def __call__(self, obs: jax.Array) -> jax.Array:
-        """[N, F] unit-norm feature rows of observations [N, 9]."""
+        """[N, F] unit-norm feature rows of observations [N, 9] (or [N, 10] with the memory)."""
         def rbf(x, count):                                   # [N] -> [N, count]
             centers = jnp.linspace(0.0, 1.0, count, dtype=x.dtype)
             width = 1.0 / (count - 1)
             return jnp.exp(-0.5 * ((x[:, None] - centers) / width) ** 2)
 
-        parts = [rbf(obs[:, OBSERVATIONS.index(name)], self.centers) for name in self.singles]
+        parts = [rbf(obs[:, ALL_OBSERVATIONS.index(name)], self.centers) for name in self.singles]
         for first, second in self.grids:
-            a = rbf(obs[:, OBSERVATIONS.index(first)], self.centers)
-            b = rbf(obs[:, OBSERVATIONS.index(second)], self.centers)
+            a = rbf(obs[:, ALL_OBSERVATIONS.index(first)], self.centers)
+            b = rbf(obs[:, ALL_OBSERVATIONS.index(second)], self.centers)
             parts.append((a[:, :, None] * b[:, None, :]).reshape(obs.shape[0], -1))
         parts.append(jnp.ones((obs.shape[0], 1), obs.dtype))
         phi = jnp.concatenate(parts, axis=1)
@@ -320,14 +346,18 @@ class _Functions(NamedTuple):
     target: jax.Array          # KPA target value chosen
     cpu: jax.Array             # CPU chosen
     pressure: jax.Array        # last published pressure (scalar)
+    period_violations: jax.Array   # violations and requests started since the last decision
+    period_requests: jax.Array
+    recent_violations: jax.Array   # their exponential averages over decisions (``memory``)
+    recent_requests: jax.Array
 
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=["theta", "critic", "value", "service_mean", "slo", "price", "discount", "temperature",
                                 "critic_rate", "actor_rate", "exploration", "radius", "day_start",
-                                "congestion_price"],
+                                "congestion_price", "memory_seconds"],
                    meta_fields=["actions", "features", "config", "decision_period", "actor_every", "learning",
-                                "greedy", "dt", "max_containers", "history", "backlog_shaping"])
+                                "greedy", "dt", "max_containers", "history", "backlog_shaping", "memory"])
 @dataclasses.dataclass(frozen=True)
 class OnlineNAC(_KPAWindow):
     """The online NAC policy (module docstring) for ``mfg.serverless.simulator.simulate``.
@@ -355,6 +385,10 @@ class OnlineNAC(_KPAWindow):
       dt: the simulator's tick; max_containers: the platform's bound.
       history: phases kept in ``History``.
       backlog_shaping: add the backlog's potential-based shaping to the reward.
+      memory: observe each function's own recent share of SLO violations (the tenth
+        observation; the features must read it, e.g. ``memory_features()``, which
+        ``untrained(memory=True)`` takes by default).
+      memory_seconds: the time constant of that memory's exponential averages.
     """
 
     theta: jax.Array
@@ -382,11 +416,15 @@ class OnlineNAC(_KPAWindow):
     max_containers: int = 200
     history: int = 4096
     backlog_shaping: bool = False
+    memory: bool = False
+    memory_seconds: float = 3600.0
 
     @classmethod
     def untrained(cls, service_mean, slo, **kwargs) -> "OnlineNAC":
         """Zero actor and critic (the uniform policy), learning on."""
         actions = kwargs.get("actions", TargetActions())
+        if kwargs.get("memory", False) and "features" not in kwargs:
+            kwargs["features"] = memory_features()
         features = kwargs.get("features", ObservationFeatures())
         zeros = jnp.zeros((features.num_features, actions.num_actions), jnp.float32)
         policy = cls(zeros, zeros, jnp.zeros((features.num_features,), jnp.float32), jnp.asarray(service_mean, jnp.float32), jnp.asarray(slo, jnp.float32), **kwargs)
@@ -407,6 +445,8 @@ class OnlineNAC(_KPAWindow):
              f"a positive multiple of the KPA tick ({self.config.tick} s)"),
             ("actor_every", isinstance(self.actor_every, int) and self.actor_every >= 1, "an int >= 1"),
             ("history", isinstance(self.history, int) and self.history >= 1, "an int >= 1"),
+            ("memory_seconds", self.memory_seconds >= self.decision_period,
+             f"at least the decision period ({self.decision_period} s)"),
         ]
         for name, ok, allowed in checks:
             if not bool(ok):
@@ -415,7 +455,20 @@ class OnlineNAC(_KPAWindow):
         if step > 1:
             raise ValueError(f"the actor step needs actor_rate x temperature / (1 - discount) <= 1, got {step:.3g}; "
                              f"lower actor_rate or temperature")
+        self._check_memory()
         self._check_shapes()
+
+    def _check_memory(self) -> None:
+        """The features read the memory observation exactly when ``memory`` is on."""
+        reads = self.features.reads_memory
+        if reads != self.memory:
+            raise ValueError(f"OnlineNAC.memory is {self.memory} but its features "
+                             f"{'read' if reads else 'do not read'} {MEMORY_OBSERVATION!r}; with memory=True use "
+                             f"features that read it (memory_features()), without it features of OBSERVATIONS only")
+
+    @property
+    def _num_observations(self) -> int:
+        return len(ALL_OBSERVATIONS) if self.memory else len(OBSERVATIONS)
 
     def _check_shapes(self) -> None:
         shape = (self.features.num_features, self.actions.num_actions)
@@ -456,7 +509,7 @@ class OnlineNAC(_KPAWindow):
         memory = _Functions(ring, count, kpa_init(num_functions), zeros, jnp.zeros((2, num_functions), jnp.float32),
                             zeros, zeros, zeros, zeros,
                             jnp.zeros((num_functions, f), jnp.float32), ints, floor, target, cpu,
-                            jnp.zeros((), jnp.float32))
+                            jnp.zeros((), jnp.float32), zeros, zeros, zeros, zeros)
         return learner, memory, History.empty(self.history), jnp.zeros((), jnp.int32)
 
     def _constant_action(self) -> int:
@@ -482,6 +535,8 @@ class OnlineNAC(_KPAWindow):
         cost = memory.cost + measurement.violations + charge * allocated
         memory = memory._replace(ring=ring, count=count, cost=cost, arrived=memory.arrived + measurement.arrivals,
                                  pressure=measurement.pressure,
+                                 period_violations=memory.period_violations + measurement.violations,
+                                 period_requests=memory.period_requests + measurement.started,
                                  backlog=memory.backlog.at[1].set(measurement.backlog.astype(memory.backlog.dtype)))
         if self.learning:
             totals = learner.totals + jnp.stack([measurement.violations.sum(), measurement.started.sum(),
@@ -537,8 +592,14 @@ class OnlineNAC(_KPAWindow):
         change = jnp.abs(jnp.log((memory.arrived + 1.0) / (memory.previous_arrived + 1.0)))
         variability = jnp.where(decisions > 0, 0.9 * memory.variability + 0.1 * change, 0.0)
         clock = jnp.mod(self.day_start + view.now, DAY)
+        # the function's own record: exponential averages over decisions (weight P / tau)
+        rho = jnp.asarray(self.decision_period / self.memory_seconds, jnp.float32)
+        recent_violations = (1 - rho) * memory.recent_violations + rho * memory.period_violations
+        recent_requests = (1 - rho) * memory.recent_requests + rho * memory.period_requests
+        share = recent_violations / jnp.maximum(recent_requests, 1e-30) * (recent_requests > 0)
         obs = observe(stable, panic, variability, view.ready + view.starting, memory.pressure, clock,
-                      jnp.asarray(self.slo), jnp.asarray(self.service_mean), self.max_containers)
+                      jnp.asarray(self.slo), jnp.asarray(self.service_mean), self.max_containers,
+                      recent_violations=share if self.memory else None)
         phi = self._inputs(obs.astype(jnp.float32))
         logits = self._logits(learner, phi)
         log_pi = jax.nn.log_softmax(logits, axis=1)
@@ -561,7 +622,9 @@ class OnlineNAC(_KPAWindow):
                                  backlog=memory.backlog.at[0].set(memory.backlog[1]),
                                  previous_arrived=memory.arrived, variability=variability,
                                  arrivals_total=arrivals_total, phi=phi, action=action, floor=floor, target=target,
-                                 cpu=cpu)
+                                 cpu=cpu, period_violations=jnp.zeros_like(memory.period_violations),
+                                 period_requests=jnp.zeros_like(memory.period_requests),
+                                 recent_violations=recent_violations, recent_requests=recent_requests)
         return learner, memory, history, decisions + 1
 
     def _reward(self, memory, decisions, arrivals_total):

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from mfg.serverless.learned import OBSERVATIONS, OnlineNAC, TargetActions, _phase_zeros, policy_change
+from mfg.serverless.learned import ALL_OBSERVATIONS, OBSERVATIONS, OnlineNAC, TargetActions, _phase_zeros, policy_change
 from solvers.neural_nac import _graphdef, _init_params
 
 __all__ = ["NeuralOnlineNAC"]
@@ -49,9 +49,9 @@ class _NeuralLearner(NamedTuple):
 
 
 _DATA = ["theta", "critic", "value", "service_mean", "slo", "price", "discount", "temperature", "critic_rate",
-         "actor_rate", "exploration", "radius", "day_start", "congestion_price"]
+         "actor_rate", "exploration", "radius", "day_start", "congestion_price", "memory_seconds"]
 _META = ["actions", "features", "config", "decision_period", "actor_every", "learning", "greedy", "dt",
-         "max_containers", "history", "backlog_shaping", "hidden", "critic_steps", "actor_steps",
+         "max_containers", "history", "backlog_shaping", "memory", "hidden", "critic_steps", "actor_steps",
          "actor_optimizer_rate"]
 
 
@@ -80,7 +80,7 @@ class NeuralOnlineNAC(OnlineNAC):
         actions = kwargs.get("actions", TargetActions())
         hidden = tuple(kwargs.get("hidden", (64, 64)))
         actor_key, critic_key = jax.random.split(jax.random.key(key))
-        d = len(OBSERVATIONS)
+        d = len(ALL_OBSERVATIONS) if kwargs.get("memory", False) else len(OBSERVATIONS)
         actor = _init_params(actor_key, d, actions.num_actions, hidden, jnp.float32, zero_output=True)
         critic = _init_params(critic_key, d, actions.num_actions, hidden, jnp.float32)
         policy = cls(actor, critic, jnp.zeros((1,), jnp.float32), jnp.asarray(service_mean, jnp.float32),
@@ -100,6 +100,9 @@ class NeuralOnlineNAC(OnlineNAC):
     def _check_shapes(self) -> None:
         """The networks' shapes come from ``untrained``; nothing to check here."""
 
+    def _check_memory(self) -> None:
+        """The networks read every observation there is (the memory too, with ``memory``)."""
+
     def learned(self, state) -> "NeuralOnlineNAC":
         learner = state[0]
         return dataclasses.replace(self, theta=learner.actor, critic=learner.critic)
@@ -108,11 +111,11 @@ class NeuralOnlineNAC(OnlineNAC):
 
     @property
     def _graph(self):
-        return _graphdef(len(OBSERVATIONS), self.actions.num_actions, tuple(self.hidden), "float32")
+        return _graphdef(self._num_observations, self.actions.num_actions, tuple(self.hidden), "float32")
 
     @property
     def _input_size(self) -> int:
-        return len(OBSERVATIONS)
+        return self._num_observations
 
     def _inputs(self, obs):
         return 2.0 * obs - 1.0
