@@ -31,6 +31,15 @@
     python benchmarks/serverless_learned.py report --merge benchmarks/results_serverless_corrected_*.json \
         benchmarks/results_serverless_memory.json benchmarks/results_serverless_qlearning_corrected.json \
         --plot-path docs/img/serverless_frontier_corrected.png   # the reruns on the corrected simulator
+    python benchmarks/serverless_learned.py compare --learners seeds --train-keys 0 1 2 3 4 --learner-cpu 0.5 \
+        --prices 0.04 --eval-days 5 6 --results benchmarks/results_serverless_fresh_learners.json   # change 13
+    python benchmarks/serverless_learned.py report --merge benchmarks/results_serverless_fresh_*.json \
+        --cost-price 0.04 --plot-path docs/img/serverless_frontier_fresh.png   # days 5-6, the learners at 0.5 core
+    python benchmarks/serverless_learned.py compare --learners seeds --train-keys 0 --learner-cpu 0.5 1 --prices 0.04 \
+        --eval-days 5 6 --results benchmarks/results_serverless_diag_fresh_cpu_action.json   # change 13's control
+    python benchmarks/serverless_learned.py compare --learners seeds --train-keys 1 2 3 4 --learner-cpu 0.5 1 \
+        --prices 0.04 --eval-days 5 6 --settings congested \
+        --results benchmarks/results_serverless_diag_fresh_cpu_action_congested.json
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
 ``compare`` trains, per cluster setting (roomy, tight, congested), the online NAC policy
@@ -110,6 +119,10 @@ HPA_TARGETS = (0.1, 0.2, 0.3, 0.5, 0.8)
 Q_LEARNING_RESULTS = Path(__file__).with_name("results_serverless_qlearning.json")
 
 
+# the evaluation window of every held-out day: 15:00-21:00 (the daily peak inside)
+EVAL_START, EVAL_MINUTES = 900, 360
+
+
 def day(seed: int, index: int = 0) -> Workload:
     """Workload seed ``seed``'s pool; ``index`` > 0: another day of the same functions, row
     for row (Q-learning's training day)."""
@@ -170,12 +183,14 @@ def learners(args, train, setting):
         if kind == "neural":                      # the neural learner alone, as --learners neural trains it
             for key in args.train_keys:
                 policy = NeuralOnlineNAC.untrained(train.service_mean, train.slo, price=price,
-                                                   max_containers=MAX_CONTAINERS, actor_rate=NEURAL_ACTOR_RATE)
-                print(f"{setting}: training MFG-NAC neural targets at price {price}, key {key} ...", flush=True)
+                                                   max_containers=MAX_CONTAINERS, actor_rate=NEURAL_ACTOR_RATE,
+                                                   actions=TargetActions(cpu=cpu))
+                print(f"{setting}: training MFG-NAC neural targets at price {price}{suffix}, key {key} ...",
+                      flush=True)
                 run = train_online(policy, contended, train, args.episodes, jax.random.key(key), MAX_CONTAINERS,
                                    log=print)
-                trained[("MFG-NAC neural targets", f"price {price}, key {key}")] = (run.policy, run.seconds,
-                                                                                   run.history)
+                trained[("MFG-NAC neural targets", f"price {price}{suffix}, key {key}")] = (run.policy, run.seconds,
+                                                                                           run.history)
             return trained
         actions = TargetActions(cpu=cpu) if kind == "targets" else MoveActions(cpu=cpu)
         for key in args.train_keys:
@@ -265,7 +280,7 @@ def compare(args):
         trained = learners(args, train, setting)
         rows = []
         for seed in args.eval_days:
-            pop = population(day(seed), args.functions, 0, start=900, minutes=360)
+            pop = population(day(seed), args.functions, 0, start=EVAL_START, minutes=EVAL_MINUTES)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
             candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds", "qlearning",
                                                  "yesterday", "memory") else (
@@ -345,12 +360,30 @@ def transfer(args):
     save(results, path)
 
 
-def _plotted(means: list[dict]) -> list[dict]:
-    """The rows the frontier plot draws: a CPU request in the knob makes its own series
-    (one line per sweep), and a series equal to another at every point is drawn once,
-    under both names."""
-    rows = []
+def _over_keys(means: list[dict]) -> list[dict]:
+    """A family trained at several keys as one row: the mean over its keys of their day
+    means, the violations' range the keys' min-max (a row without a key is key 0)."""
+    groups: dict = {}
     for r in means:
+        groups.setdefault((r["policy"], _without_key(r["knob"])[0]), []).append(r)
+    out = []
+    for (family, knob), members in groups.items():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        v = [m["slo_violations"] for m in members]
+        out.append({**members[0], "knob": f"{knob}, {len(members)} keys",
+                    "allocated_cores": float(np.mean([m["allocated_cores"] for m in members])),
+                    "slo_violations": float(np.mean(v)), "slo_violations_range": [min(v), max(v)]})
+    return out
+
+
+def _plotted(means: list[dict]) -> list[dict]:
+    """The rows the frontier plot draws: a family trained at several keys is one point
+    (``_over_keys``), a CPU request in the knob makes its own series (one line per
+    sweep), and a series equal to another at every point is drawn once, under both names."""
+    rows = []
+    for r in _over_keys(means):
         knob, _, cpu = r["knob"].partition(", cpu ")
         rows.append({**r, "policy": r["policy"] + (f" (cpu {cpu})" if cpu else ""), "knob": knob})
     points = {}
@@ -364,21 +397,75 @@ def _plotted(means: list[dict]) -> list[dict]:
     return [{**r, "policy": names[r["policy"]]} for r in rows if same[r["policy"]] == r["policy"]]
 
 
+def population_cost(row: dict, price: float, functions: int) -> float:
+    """The population objective of one evaluation row at ``price`` per core-second:
+    (SLO violations + price x allocated core-seconds) / requests, the quantity every
+    learner is trained to lower (at its own price) and the baselines ignore."""
+    core_seconds = row["allocated_cores"] * functions * EVAL_MINUTES * 60.0
+    return row["slo_violations"] + price * core_seconds / row["requests"]
+
+
+def _without_key(knob: str) -> tuple[str, int]:
+    """("price 0.04, cpu 0.5/1", 3) from "price 0.04, cpu 0.5/1, key 3"; key 0 where the
+    knob names none (the runs before the seeds)."""
+    head, sep, key = knob.rpartition(", key ")
+    return (head, int(key)) if sep and key.isdigit() else (knob, 0)
+
+
+def print_across_keys(setting: str, verdict_rows: list[dict]) -> None:
+    """Each learned family's verdicts over its training keys: mean (min-max) of every ratio."""
+    groups: dict = {}
+    for v in verdict_rows:
+        knob, key = _without_key(v["knob"])
+        groups.setdefault((v["policy"], knob), []).append((key, v))
+    for (family, knob), entries in groups.items():
+        if len(entries) < 2:
+            continue
+        keys = sorted(k for k, _ in entries)
+        parts = []
+        for name in ("violations", "cores", "vs KPA", "vs HPA", "vs Q-learning", "p99 independent / MFG"):
+            values = [v[name] for _, v in entries if v.get(name) is not None]
+            if values:
+                parts.append(f"{name} {np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+        print(f"  {setting}, {family} {knob}, keys {keys}: " + ", ".join(parts))
+
+
+def print_population_costs(setting: str, rows: list[dict], price: float, functions: dict) -> None:
+    """Every policy's population cost at one price (mean over its days), lowest first, and
+    each learned family's cost over the lowest found among the shared rules (KPA, HPA):
+    the equilibrium against the best cooperative rule found, a lower bound on the price of
+    anarchy where the learner reaches its best response."""
+    groups: dict = {}
+    for r in rows:
+        if "requests" in r:                       # the earliest results files did not record it
+            groups.setdefault((r["policy"], r["knob"]), []).append(population_cost(r, price, functions[id(r)]))
+    costs = sorted((float(np.mean(c)), family, knob) for (family, knob), c in groups.items())
+    shared = [c for c in costs if c[1] in ("KPA", "HPA")]
+    print(f"\n{setting}: population cost (violations + {price:g} x core-seconds) / request, lowest first")
+    for cost, family, knob in costs:
+        ratio = f"  ({cost / shared[0][0]:.3f}x the best shared rule)" if shared and family not in ("KPA", "HPA") \
+            else ""
+        print(f"  {cost:.4f}  {family}, {knob}{ratio}")
+
+
 def report(args):
     """Merge the results files, print each setting's table and verdicts, draw the plot."""
     from experiments.plots import plot_frontiers
 
-    merged, floors = {}, {}
+    merged, floors, functions = {}, {}, {}
     for name in args.merge:
         path = Path(name)
         if not path.exists():
             print(f"(no {path}; skipped)")
             continue
-        for setting, entry in json.loads(path.read_text()).items():
+        contents = json.loads(path.read_text())
+        size = int((contents.get("compare_args") or {}).get("functions") or 1000)
+        for setting, entry in contents.items():
             if setting in SETTINGS:
                 seen = {(r["policy"], r["knob"], r["eval_day"]) for r in merged.get(setting, [])}
-                merged.setdefault(setting, []).extend(
-                    r for r in entry["rows"] if (r["policy"], r["knob"], r["eval_day"]) not in seen)
+                fresh = [r for r in entry["rows"] if (r["policy"], r["knob"], r["eval_day"]) not in seen]
+                functions.update({id(r): size for r in fresh})
+                merged.setdefault(setting, []).extend(fresh)
     means_by_setting = {}
     for setting in SETTINGS:
         if setting not in merged:
@@ -388,7 +475,11 @@ def report(args):
         means.sort(key=lambda r: (families.index(r["policy"]), -r["allocated_cores"]))
         means_by_setting[setting] = means
         floors[setting] = means[0]["violations_floor"]
-        print_table(setting, means, verdicts(means, learned_prefix="MFG", baselines=("KPA", "HPA", "Q-learning")))
+        verdict_rows = verdicts(means, learned_prefix="MFG", baselines=("KPA", "HPA", "Q-learning"))
+        print_table(setting, means, verdict_rows)
+        print_across_keys(setting, verdict_rows)
+        if args.cost_price is not None:
+            print_population_costs(setting, merged[setting], args.cost_price, functions)
     if means_by_setting and args.plot:
         out = Path(args.plot_path)
         plot_frontiers({s: _plotted(m) for s, m in means_by_setting.items()}, str(out), floor=floors)
@@ -428,6 +519,9 @@ def main():
                         help="report: where the frontier plot goes")
     parser.add_argument("--no-plot", dest="plot", action="store_false",
                         help="report: print the tables only (keep docs/img/serverless_frontier.png)")
+    parser.add_argument("--cost-price", type=float, default=None,
+                        help="report: also list every policy's population cost (violations + price x "
+                             "core-seconds) / request at this price, lowest first")
     parser.add_argument("--functions", type=int, default=None)
     parser.add_argument("--minutes", type=int, default=60, help="transfer: minutes evaluated from 15:00")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)

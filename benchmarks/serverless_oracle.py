@@ -3,6 +3,8 @@ price of anarchy (issue 16, acceptance 1 and item 6).
 
     python benchmarks/serverless_oracle.py [--seeds 3] [--iterations 1000] [--results PATH]
     python benchmarks/serverless_oracle.py --deploy     # the game's policies on the tick simulator
+    python benchmarks/serverless_oracle.py --deploy --eval-days 5 6 --price 0.04 \
+        --results benchmarks/results_serverless_fresh_oracle_deploy.json   # on the two fresh days
 
 On ``mfg.serverless.target_game.serverless_targets`` (K = 3 service-time types, L = 8
 load bins, 24 target actions: S = 48, A = 24), per cluster setting:
@@ -126,8 +128,9 @@ def price_of_anarchy(setting: str, kappas) -> dict:
             "price_of_anarchy": float(eq_cost["objective"]) / best["objective"], "congestion_prices": priced}
 
 
-def deploy(results_path: Path, settings, eval_days=(2, 3, 4, 5, 6)) -> dict:
-    """The coarse game's equilibrium and cooperative policies on the tick simulator."""
+def deploy(results_path: Path, settings, eval_days=(2, 3, 4, 5, 6), price: float | None = None) -> dict:
+    """The coarse game's equilibrium and cooperative policies on the tick simulator (the
+    game at its default price per core-second, or at ``price``)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from serverless_learned import MAX_CONTAINERS, day
 
@@ -142,7 +145,8 @@ def deploy(results_path: Path, settings, eval_days=(2, 3, 4, 5, 6)) -> dict:
     out = {}
     for setting in settings:
         capacity = train.capacity(setting) / train.num_functions
-        game = serverless_targets(coarse, capacity=capacity, model={"max_containers": MAX_CONTAINERS})
+        model = {"max_containers": MAX_CONTAINERS, **({} if price is None else {"price": float(price)})}
+        game = serverless_targets(coarse, capacity=capacity, model=model)
         solver = FixedPoint(temperature=POA_TEMPERATURE, damping=0.05)
         eq = run(solver, game, 1500, chunk_size=500)
         cooperative = min((social_optimum(game, init, steps=3000)[0] for init in (None, eq.state.policy)),
@@ -157,9 +161,11 @@ def deploy(results_path: Path, settings, eval_days=(2, 3, 4, 5, 6)) -> dict:
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
             for name, policy in (("MFG tabular targets", eq.state.policy), ("cooperative tabular targets", cooperative)):
                 start = time.perf_counter()
-                row = {"policy": name, "knob": "lambda 0.001", "eval_day": seed,
+                knob = "lambda 0.001" if price is None else f"lambda 0.001, price {price:g}"
+                row = {"policy": name, "knob": knob, "eval_day": seed,
                        **run_policy(platform, pop, tick_policy(coarse, policy, pop.service_mean), jax.random.key(seed),
-                                    MAX_CONTAINERS, 0.02), "wall_s": time.perf_counter() - start}
+                                    MAX_CONTAINERS, 0.02 if price is None else price),
+                       "wall_s": time.perf_counter() - start}
                 rows.append(row)
                 print(f"  day {seed} {name:24s} violations {row['slo_violations']:.4f} p99 {row['p99_latency']:6.1f} s "
                       f"cores/fn {row['allocated_cores']:.2f} objective {row['objective']:.4f}", flush=True)
@@ -176,9 +182,14 @@ def main(argv=None) -> int:
     parser.add_argument("--kappas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--deploy", action="store_true", help="the game's policies on the tick simulator")
+    parser.add_argument("--eval-days", type=int, nargs="+", default=[2, 3, 4, 5, 6],
+                        help="--deploy: the held-out days (workload seeds) evaluated")
+    parser.add_argument("--price", type=float, default=None,
+                        help="--deploy: the game's price per core-second (default: the game's, 0.02)")
     args = parser.parse_args(argv)
     if args.deploy:
-        deploy(args.results or Path(__file__).with_name("results_serverless_oracle_deploy.json"), args.settings)
+        deploy(args.results or Path(__file__).with_name("results_serverless_oracle_deploy.json"), args.settings,
+               tuple(args.eval_days), args.price)
         return 0
     args.results = args.results or Path(__file__).with_name("results_serverless_oracle.json")
     results = {"settings": {}, "protocol": {"oracle_temperature": ORACLE_TEMPERATURE, "online": ONLINE,

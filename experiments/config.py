@@ -170,7 +170,12 @@ class EvaluationConfig(_Strict):
                                                  "MLPs (mfg.serverless.learned_neural)")
     max_containers: int = Field(200, gt=0, description="tick: the most containers one function may have")
     cpu_requests: list[float] = Field([1.0], min_length=1, description="tick: cores per container: the "
-                                      "baselines run at each, and the online learner chooses among them")
+                                      "baselines run at each, and so do the online learners (learner_cpu)")
+    learner_cpu: Literal["knob", "action"] = Field(
+        "knob", description="tick: 'knob': one learner trained per CPU request, as the baselines are swept; "
+        "'action': one learner that chooses the request among cpu_requests at every decision (as an action it "
+        "spent a third of its cores on 1-core containers that bought nothing where contention does not bind, and "
+        "won where it does, the request being a cpu.shares priority: docs/serverless.md, change 13)")
 
     @model_validator(mode="after")
     def _ranges(self):

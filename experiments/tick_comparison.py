@@ -6,7 +6,9 @@ After a run has trained its policy on the tabular serverless game, this comparis
    ``evaluation.prices`` on a training day (a synthetic day of other functions, workload
    seed ``evaluation.seed + 1``, ``train_minutes`` from ``train_start_minute``, ``train_episodes``
    passes) in the cluster setting ``evaluation.setting``, and independent RL (the same
-   learner in a cluster without contention);
+   learner in a cluster without contention); with several ``cpu_requests``, one pair of
+   learners per request (``learner_cpu: knob``, the default, as the baselines are swept)
+   or one pair choosing the request at every decision (``learner_cpu: action``);
 2. evaluates every policy frozen on ``evaluation.seeds`` held-out days (workload seeds
    ``seed + 2``, ``seed + 3``, ...; ``minutes`` from ``start_minute``): the learned ones,
    the run's tabular policy (its one-step moves every minute), the KPA and the HPA
@@ -118,7 +120,14 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
     train = population(_day(evaluation, evaluation.seed + 1), n, evaluation.seed,
                        start=evaluation.train_start_minute, minutes=evaluation.train_minutes)
     cpu = tuple(float(c) for c in evaluation.cpu_requests)
-    actions = TargetActions(cpu=cpu) if evaluation.learner_actions == "targets" else MoveActions(cpu=cpu)
+    at = lambda c: "" if cpu == (1.0,) else f", cpu {c:g}"       # noqa: E731
+    kind = TargetActions if evaluation.learner_actions == "targets" else MoveActions
+    # the learners' CPU request: one learner per request (a knob, as the baselines'), or
+    # one learner choosing it at every decision (an action)
+    if evaluation.learner_cpu == "knob":
+        variants = [(kind(cpu=(c,)), at(c)) for c in cpu]
+    else:
+        variants = [(kind(cpu=cpu), "")]
     family = LEARNED if evaluation.learner_actions == "targets" else "MFG-NAC moves"
     if evaluation.learner == "neural":
         family = family.replace("MFG-NAC", "MFG-NAC neural")
@@ -126,16 +135,17 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
     contended = Platform(max_containers=mc, capacity=train.capacity(evaluation.setting))
     for price in evaluation.prices:
         independent = family.replace("MFG-NAC", "independent RL")
-        for name, platform in ((family, contended), (independent, Platform(max_containers=mc))):
-            log(f"evaluation: training {name} at price {price} on {n} functions of the training day "
-                f"({evaluation.train_episodes} x {evaluation.train_minutes} min from minute "
-                f"{evaluation.train_start_minute})")
-            run = train_online(_learner(evaluation, train, price, actions), platform, train,
-                               evaluation.train_episodes, jax.random.key(evaluation.seed), mc, log=log)
-            knob = f"price {price:g}"
-            trained[(name, knob)] = run.policy
-            histories[f"{name}, {knob}"] = run.history
-            training_seconds[f"{name}, {knob}"] = round(run.seconds, 2)
+        for actions, request in variants:
+            for name, platform in ((family, contended), (independent, Platform(max_containers=mc))):
+                knob = f"price {price:g}{request}"
+                log(f"evaluation: training {name} ({knob}) on {n} functions of the training day "
+                    f"({evaluation.train_episodes} x {evaluation.train_minutes} min from minute "
+                    f"{evaluation.train_start_minute})")
+                run = train_online(_learner(evaluation, train, price, actions), platform, train,
+                                   evaluation.train_episodes, jax.random.key(evaluation.seed), mc, log=log)
+                trained[(name, knob)] = run.policy
+                histories[f"{name}, {knob}"] = run.history
+                training_seconds[f"{name}, {knob}"] = round(run.seconds, 2)
 
     model = cluster_model_of(game)
     tabular = TabularMoves(np.asarray(policy[0] if np.ndim(policy) == 3 else policy),
@@ -147,7 +157,6 @@ def compare_ticks(config, policy: np.ndarray, game, out: Path, plots: Path,
         pop = population(_day(evaluation, seed), n, evaluation.seed, start=evaluation.start_minute,
                          minutes=evaluation.minutes)
         platform = Platform(max_containers=mc, capacity=pop.capacity(evaluation.setting))
-        at = lambda c: "" if cpu == (1.0,) else f", cpu {c:g}"       # noqa: E731
         candidates = [("KPA", f"target {t:g}{at(c)}", KPA(KPAConfig(target=t), cpu=c), 0.0)
                       for c in cpu for t in evaluation.kpa_target_concurrency]
         candidates += [("HPA", f"target {u:g}{at(c)}", HPA(HPAConfig(target_utilization=u, max_replicas=mc), cpu=c),

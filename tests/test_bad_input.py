@@ -187,6 +187,7 @@ CONFIG_CASES = [
     (SERVERLESS, "evaluation.hpa_target_utilization", [1.5], r"hpa_target_utilization values must lie in \(0, 1\]"),
     (SERVERLESS, "evaluation.static_containers", [0], r"static_containers must be >= 1"),
     (SERVERLESS, "evaluation.cpu_requests", [0.5, 0.0], r"cpu_requests must be numbers of cores > 0, got \[0.5, 0.0\]"),
+    (SERVERLESS, "evaluation.learner_cpu", "both", r"evaluation.learner_cpu: Input should be 'knob' or 'action'"),
     (SERVERLESS, "evaluation.num_functions", 10**9, r"needs at least .* evaluation"),
     (SERVERLESS, "evaluation.q_learning_train_day", 1, r"q_learning_train_day must differ from day \(1\)"),
     (SERVERLESS, "evaluation.deploy", "best", r"evaluation.deploy: Input should be 'sample' or 'greedy'"),

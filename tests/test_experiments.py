@@ -222,13 +222,21 @@ def test_default_run_trains_online_nac_and_compares_on_the_tick_simulator(tmp_pa
         assert row["violations_floor"] <= row["slo_violations"] + 1e-9
     table = (run_dir / "evaluation" / "table.md").read_text()
     assert table.count("\n| ") == 1 + len(evaluation["policies"]) and "Targets" in table
-    # the CPU request as a knob: the baselines run at each, the learner chooses among them
+    # the CPU request as a knob of every policy: the baselines and the learners run at each
     assert main(["eval", str(run_dir), "--set", "evaluation.cpu_requests=[0.5, 1.0]", "--tag", "cpu",
                  "--no-progress"]) == 0
     names = {(r["policy"], r["knob"]) for r in json.loads(
         (run_dir / "evaluation-cpu" / "summary.json").read_text())["policies"]}
     assert {("KPA", "target 0.5, cpu 0.5"), ("KPA", "target 1, cpu 1"), ("HPA", "target 0.5, cpu 0.5"),
-            ("Q-learning", "price 0.02, cpu 0.5"), ("Q-learning", "price 0.02, cpu 1")} <= names
+            ("Q-learning", "price 0.02, cpu 0.5"), ("Q-learning", "price 0.02, cpu 1"),
+            ("MFG-NAC targets", "price 0.02, cpu 0.5"), ("MFG-NAC targets", "price 0.02, cpu 1"),
+            ("independent RL targets", "price 0.02, cpu 0.5")} <= names
+    # or as an action of one learner
+    assert main(["eval", str(run_dir), "--set", "evaluation.cpu_requests=[0.5, 1.0]", "--set",
+                 "evaluation.learner_cpu=action", "--tag", "cpu-action", "--no-progress"]) == 0
+    names = {(r["policy"], r["knob"]) for r in json.loads(
+        (run_dir / "evaluation-cpu-action" / "summary.json").read_text())["policies"]}
+    assert {("MFG-NAC targets", "price 0.02"), ("independent RL targets", "price 0.02")} <= names
     # the same policy evaluated on the roomy setting, into its own folder
     assert main(["eval", str(run_dir), "--set", "evaluation.setting=roomy", "--tag", "roomy", "--no-progress"]) == 0
     roomy = json.loads((run_dir / "evaluation-roomy" / "summary.json").read_text())
