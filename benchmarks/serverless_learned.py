@@ -40,6 +40,9 @@
     python benchmarks/serverless_learned.py compare --learners seeds --train-keys 1 2 3 4 --learner-cpu 0.5 1 \
         --prices 0.04 --eval-days 5 6 --settings congested \
         --results benchmarks/results_serverless_diag_fresh_cpu_action_congested.json
+    python benchmarks/serverless_learned.py compare --learners seeds --seed-actions neural --train-keys 0 1 2 3 4 \
+        --learner-cpu 0.5 1 --prices 0.04 --eval-days 5 6 --settings congested \
+        --results benchmarks/results_serverless_diag_fresh_cpu_action_neural.json   # and moves: _moves.json
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
 ``compare`` trains, per cluster setting (roomy, tight, congested), the online NAC policy
