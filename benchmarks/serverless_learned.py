@@ -82,8 +82,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mfg.serverless.comparison import (deploy, mean_rows, population, q_learning_sweep, run_policy, train_online,
-                                      verdicts)
+from mfg.serverless.comparison import (deploy, frontier_at, mean_rows, population, q_learning_sweep, run_policy,
+                                      train_online, verdicts)
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
 from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
@@ -451,6 +451,56 @@ def print_population_costs(setting: str, rows: list[dict], price: float, functio
         print(f"  {cost:.4f}  {family}, {knob}{ratio}")
 
 
+def _span(values: list[float], digits: int, unit: str = "") -> str:
+    """"m (lo-hi)" of a family's values over its keys (``unit`` after the mean); the value
+    alone for one key."""
+    f = f"{{:.{digits}f}}"
+    if len(values) == 1:
+        return f.format(values[0]) + unit
+    return f"{f.format(np.mean(values))}{unit} ({f.format(min(values))}-{f.format(max(values))})"
+
+
+def print_family_summary(setting: str, means: list[dict], rows: list[dict], price: float | None,
+                         functions: dict) -> None:
+    """One markdown row per policy family other than the swept baselines, over its
+    training keys: violations and cores per function (mean (min-max) of each key's day
+    mean), each baseline's ratio at equal CPU (``frontier_at``; "k of n keys in range"
+    where some keys fall outside its swept cores) and, with a price, the population cost
+    over the best KPA or HPA rule's. The tables of docs/serverless.md come from here."""
+    baselines = ("KPA", "HPA")
+    points = {b: [(r["allocated_cores"], r["slo_violations"]) for r in means if r["policy"] == b] for b in baselines}
+    costs: dict = {}
+    if price is not None:
+        for r in rows:
+            if "requests" in r:
+                costs.setdefault((r["policy"], r["knob"]), []).append(population_cost(r, price, functions[id(r)]))
+    best = min((np.mean(c) for (family, _), c in costs.items() if family in baselines), default=None)
+    groups: dict = {}
+    for r in means:
+        if r["policy"] not in baselines:
+            groups.setdefault((r["policy"], _without_key(r["knob"])[0]), []).append(r)
+    print(f"\n{setting}: each family over its keys, mean (min-max)")
+    print("| policy | knob | keys | SLO violations | cores / function | vs KPA | vs HPA | J / best rule |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (family, knob), members in groups.items():
+        cells = []
+        for b in baselines:
+            ratios = []
+            for m in members:
+                at = frontier_at(points[b], m["allocated_cores"])
+                if at:
+                    ratios.append(m["slo_violations"] / at)
+            cell = _span(ratios, 2, "x") if ratios else "out of its range"
+            if ratios and len(ratios) < len(members):
+                cell += f" ({len(ratios)} of {len(members)} keys in range)"
+            cells.append(cell)
+        j = [float(np.mean(costs[(m["policy"], m["knob"])])) / best for m in members
+             if best and (m["policy"], m["knob"]) in costs]
+        print(f"| {family} | {knob} | {len(members)} | {_span([m['slo_violations'] for m in members], 4)} | "
+              f"{_span([m['allocated_cores'] for m in members], 2)} | {cells[0]} | {cells[1]} | "
+              f"{_span(j, 2) if j else ''} |")
+
+
 def report(args):
     """Merge the results files, print each setting's table and verdicts, draw the plot."""
     from experiments.plots import plot_frontiers
@@ -481,6 +531,7 @@ def report(args):
         verdict_rows = verdicts(means, learned_prefix="MFG", baselines=("KPA", "HPA", "Q-learning"))
         print_table(setting, means, verdict_rows)
         print_across_keys(setting, verdict_rows)
+        print_family_summary(setting, means, merged[setting], args.cost_price, functions)
         if args.cost_price is not None:
             print_population_costs(setting, merged[setting], args.cost_price, functions)
     if means_by_setting and args.plot:
