@@ -384,10 +384,15 @@ def _over_keys(means: list[dict]) -> list[dict]:
 def _plotted(means: list[dict]) -> list[dict]:
     """The rows the frontier plot draws: a family trained at several keys is one point
     (``_over_keys``), a CPU request in the knob makes its own series (one line per
-    sweep), and a series equal to another at every point is drawn once, under both names."""
+    sweep; a baseline's knob without one is its 1-core sweep, so named where another sweep
+    of it is drawn), and a series equal to another at every point is drawn once, under
+    both names."""
     rows = []
+    requested = {r["policy"] for r in means if ", cpu " in r["knob"]}
     for r in _over_keys(means):
         knob, _, cpu = r["knob"].partition(", cpu ")
+        if not cpu and r["policy"] in ("KPA", "HPA") and r["policy"] in requested:
+            cpu = "1"
         rows.append({**r, "policy": r["policy"] + (f" (cpu {cpu})" if cpu else ""), "knob": knob})
     points = {}
     for r in rows:
