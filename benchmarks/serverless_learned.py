@@ -34,6 +34,7 @@
     python benchmarks/serverless_learned.py compare --learners seeds --train-keys 0 1 2 3 4 --learner-cpu 0.5 \
         --prices 0.04 --eval-days 5 6 --results benchmarks/results_serverless_fresh_learners.json   # change 13
     python benchmarks/serverless_learned.py report --merge benchmarks/results_serverless_fresh_*.json \
+        benchmarks/results_serverless_diag_fresh_cpu_action*.json \
         --cost-price 0.04 --plot-path docs/img/serverless_frontier_fresh.png   # days 5-6, the learners at 0.5 core
     python benchmarks/serverless_learned.py compare --learners seeds --train-keys 0 --learner-cpu 0.5 1 --prices 0.04 \
         --eval-days 5 6 --results benchmarks/results_serverless_diag_fresh_cpu_action.json   # change 13's control
@@ -43,6 +44,8 @@
     python benchmarks/serverless_learned.py compare --learners seeds --seed-actions neural --train-keys 0 1 2 3 4 \
         --learner-cpu 0.5 1 --prices 0.04 --eval-days 5 6 --settings congested \
         --results benchmarks/results_serverless_diag_fresh_cpu_action_neural.json   # and moves: _moves.json
+    python benchmarks/serverless_learned.py compare --learners priority --eval-days 5 6 \
+        --results benchmarks/results_serverless_fresh_priority.json   # the KPA with two CPU classes
     python benchmarks/serverless_learned.py transfer [--functions 100000] [--minutes 60]
 
 ``compare`` trains, per cluster setting (roomy, tight, congested), the online NAC policy
@@ -149,6 +152,31 @@ def q_learning(args, seed: int, setting: str, pop):
             for price, cpu, frozen in swept]
 
 
+def kpa_priority(args, seed: int, pop) -> list:
+    """[(family, knob, policy, price)]: the KPA at each of ``--kpa-targets`` with two CPU
+    classes, 1 core per container for the busiest functions (by their requests on day 1
+    of evaluation seed ``seed``, as an operator would set requests from yesterday's
+    traffic) and 0.5 for the rest, the busy class the functions that carried each share
+    of ``--priority-shares`` of those requests. Added after the learner that chooses
+    the request won on congested: a rule with the same lever, to tell the lever from
+    the learning."""
+    yesterday = population(day(seed, index=1), args.functions, 0)
+    if not np.array_equal(yesterday.assignment, pop.assignment):
+        raise RuntimeError("the priority rule's day 1 does not hold the evaluation's functions")
+    requests = yesterday.workload.counts[yesterday.assignment].sum(axis=1).astype(np.float64)   # [N]
+    order = np.argsort(-requests)
+    carried = np.cumsum(requests[order]) / max(requests.sum(), 1e-30)
+    out = []
+    for share in args.priority_shares:
+        busy = np.zeros(pop.num_functions, bool)
+        busy[order[:int(np.searchsorted(carried, share)) + 1]] = True
+        cpu = np.where(busy, 1.0, 0.5).astype(np.float32)
+        print(f"  day {seed}: {busy.sum()} functions carried {share:g} of yesterday's requests: 1 core", flush=True)
+        out += [("KPA, two CPU classes", f"target {t:g}, 1 core for {share:g}", KPA(KPAConfig(target=t), cpu=cpu),
+                 0.0) for t in args.kpa_targets]
+    return out
+
+
 def save(results: dict, path: Path) -> None:
     """Write the results atomically (a crash leaves the previous file whole)."""
     handle, name = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
@@ -168,7 +196,7 @@ def learners(args, train, setting):
     contended = Platform(max_containers=MAX_CONTAINERS, capacity=capacity)
     alone = Platform(max_containers=MAX_CONTAINERS)                  # no contention: independent RL
     trained = {}
-    if args.learners in ("none", "qlearning", "yesterday"):      # these train per evaluation day (compare)
+    if args.learners in ("none", "qlearning", "yesterday", "priority"):   # none, or trained per evaluation day
         return trained
     if args.learners == "moves":
         price = args.prices[len(args.prices) // 2]
@@ -286,7 +314,7 @@ def compare(args):
             pop = population(day(seed), args.functions, 0, start=EVAL_START, minutes=EVAL_MINUTES)
             platform = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
             candidates = [] if args.learners in ("neural", "moves", "congestion", "seeds", "qlearning",
-                                                 "yesterday", "memory") else (
+                                                 "yesterday", "memory", "priority") else (
                 [("KPA", _knob(t, c), KPA(KPAConfig(target=t), cpu=c), 0.0)
                  for c in args.baseline_cpu for t in args.kpa_targets]
                 + [("HPA", _knob(u, c), HPA(HPAConfig(target_utilization=u, max_replicas=MAX_CONTAINERS), cpu=c), 0.0)
@@ -297,6 +325,8 @@ def compare(args):
                 candidates += q_learning(args, seed, setting, pop)
             if args.learners == "yesterday":
                 candidates += mfg_on_yesterday(args, seed, setting, pop)
+            if args.learners == "priority":
+                candidates += kpa_priority(args, seed, pop)
             for family, knob, policy, price in candidates:
                 start = time.perf_counter()
                 row = {"setting": setting, "eval_day": seed, "policy": family, "knob": knob,
@@ -393,7 +423,9 @@ def _plotted(means: list[dict]) -> list[dict]:
         knob, _, cpu = r["knob"].partition(", cpu ")
         if not cpu and r["policy"] in ("KPA", "HPA") and r["policy"] in requested:
             cpu = "1"
-        rows.append({**r, "policy": r["policy"] + (f" (cpu {cpu})" if cpu else ""), "knob": knob})
+        knob, _, busy = knob.partition(", 1 core for ")          # the two-class KPA: one line per class
+        note = f" (cpu {cpu})" if cpu else f" (1 core for {busy} of requests)" if busy else ""
+        rows.append({**r, "policy": r["policy"] + note, "knob": knob})
     points = {}
     for r in rows:
         points.setdefault(r["policy"], []).append((r["knob"], r["allocated_cores"], r["slo_violations"]))
@@ -549,7 +581,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compare", "transfer", "report"])
     parser.add_argument("--learners", choices=["linear", "neural", "moves", "congestion", "seeds", "qlearning",
-                                               "memory", "yesterday", "none"],
+                                               "memory", "yesterday", "priority", "none"],
                         default="linear",
                         help="compare: the linear learners and the baselines, the neural learner alone, the "
                              "moves learners (MFG and independent) alone, or the baselines alone")
@@ -566,6 +598,9 @@ def main():
                         help="compare --learners seeds: the action space of the learners trained at every key")
     parser.add_argument("--learner-cpu", nargs="+", type=float, default=[1.0],
                         help="compare: the CPU requests the linear learners choose from (cores per container)")
+    parser.add_argument("--priority-shares", nargs="+", type=float, default=[0.5, 0.8, 0.95],
+                        help="compare --learners priority: the shares of yesterday's requests whose functions get "
+                             "1 core per container (the rest 0.5)")
     parser.add_argument("--baseline-cpu", nargs="+", type=float, default=[1.0],
                         help="compare: the CPU requests (cores per container) of the baselines' sweeps")
     parser.add_argument("--merge", nargs="+", default=[str(RESULTS), str(NEURAL_RESULTS), str(WIDER_RESULTS),
