@@ -163,6 +163,25 @@ def test_contention_slows_everyone_when_the_work_exceeds_the_cores():
     assert used <= 8.0 * 1.001
 
 
+def test_a_per_function_cpu_request_is_a_priority_only_under_contention():
+    """The KPA with one request per function (the two-class baseline of docs/serverless.md,
+    change 14): identical functions at 1 and 0.5 core per container.  With idle cores the
+    request only sets what is paid (the same latency, twice the cores for the same
+    containers); when the work exceeds the cores, cpu.shares gives the 1-core containers
+    twice the weight, so the 1-core functions wait less."""
+    rates = np.full((8, 90), 6.0)                 # 8 x 1.5 cores of work
+    cpu = np.array([1.0] * 4 + [0.5] * 4, np.float32)
+    policy = KPA(KPAConfig(target=1.0), cpu=cpu)
+    mean = lambda r, part: float(np.sum(r.per_function["latency_sum"][part])
+                                 / np.sum(r.per_function["requests"][part]))
+    roomy = run(Platform(capacity=100.0), policy, rates)
+    tight = run(Platform(capacity=8.0), policy, rates)
+    assert mean(roomy, slice(0, 4)) == pytest.approx(mean(roomy, slice(4, 8)), rel=0.1)
+    allocated = np.asarray(roomy.per_function["allocated"])
+    assert allocated[:4].sum() == pytest.approx(2 * allocated[4:].sum(), rel=0.1)
+    assert mean(tight, slice(0, 4)) < 0.8 * mean(tight, slice(4, 8))
+
+
 def test_the_cluster_settings_bind_as_their_names_say():
     workload = Workload.from_trace(generate_functions(300, seed=1), max_containers=100)
     shares = {setting: workload.contended_share(capacity_of(setting, workload)) for setting in SETTINGS}
