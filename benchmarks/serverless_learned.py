@@ -625,6 +625,9 @@ def main():
     parser.add_argument("--train-day", type=int, default=1)
     parser.add_argument("--eval-days", nargs="+", type=int, default=[2, 3, 4, 5, 6])
     args = parser.parse_args()
+    bad = [q for q in args.priority_shares if not 0.0 < q <= 1.0]
+    if bad:
+        parser.error(f"--priority-shares must lie in (0, 1] (a share of yesterday's requests), got {bad}")
     if args.what == "report":
         report(args)
     elif args.what == "compare":
