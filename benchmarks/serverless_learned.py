@@ -85,8 +85,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mfg.serverless.comparison import (deploy, frontier_at, mean_rows, population, q_learning_sweep, run_policy,
-                                      train_online, verdicts)
+from mfg.serverless.comparison import (deploy, mean_rows, population, q_learning_sweep, run_policy, train_online,
+                                      verdicts)
 from mfg.serverless.hpa import HPAConfig
 from mfg.serverless.kpa import KPAConfig
 from mfg.serverless.learned import MoveActions, OnlineNAC, TargetActions
@@ -393,14 +393,19 @@ def transfer(args):
     save(results, path)
 
 
+def _families(rows: list[dict], knob_field: str = "knob") -> dict:
+    """{(policy, knob without its key): [rows, one per training key]} in first-seen order."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["policy"], _without_key(r[knob_field])[0]), []).append(r)
+    return groups
+
+
 def _over_keys(means: list[dict]) -> list[dict]:
     """A family trained at several keys as one row: the mean over its keys of their day
     means, the violations' range the keys' min-max (a row without a key is key 0)."""
-    groups: dict = {}
-    for r in means:
-        groups.setdefault((r["policy"], _without_key(r["knob"])[0]), []).append(r)
     out = []
-    for (family, knob), members in groups.items():
+    for (family, knob), members in _families(means).items():
         if len(members) == 1:
             out.append(members[0])
             continue
@@ -452,24 +457,6 @@ def _without_key(knob: str) -> tuple[str, int]:
     return (head, int(key)) if sep and key.isdigit() else (knob, 0)
 
 
-def print_across_keys(setting: str, verdict_rows: list[dict]) -> None:
-    """Each learned family's verdicts over its training keys: mean (min-max) of every ratio."""
-    groups: dict = {}
-    for v in verdict_rows:
-        knob, key = _without_key(v["knob"])
-        groups.setdefault((v["policy"], knob), []).append((key, v))
-    for (family, knob), entries in groups.items():
-        if len(entries) < 2:
-            continue
-        keys = sorted(k for k, _ in entries)
-        parts = []
-        for name in ("violations", "cores", "vs KPA", "vs HPA", "vs Q-learning", "p99 independent / MFG"):
-            values = [v[name] for _, v in entries if v.get(name) is not None]
-            if values:
-                parts.append(f"{name} {np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})")
-        print(f"  {setting}, {family} {knob}, keys {keys}: " + ", ".join(parts))
-
-
 def print_population_costs(setting: str, rows: list[dict], price: float, functions: dict) -> None:
     """Every policy's population cost at one price (mean over its days), lowest first, and
     each learned family's cost over the lowest found among the shared rules (KPA, HPA):
@@ -501,41 +488,35 @@ def print_family_summary(setting: str, means: list[dict], rows: list[dict], pric
                          functions: dict) -> None:
     """One markdown row per policy family other than the swept baselines, over its
     training keys: violations and cores per function (mean (min-max) of each key's day
-    mean), each baseline's ratio at equal CPU (``frontier_at``; "k of n keys in range"
-    where some keys fall outside its swept cores) and, with a price, the population cost
-    over the best KPA or HPA rule's. The tables of docs/serverless.md come from here."""
-    baselines = ("KPA", "HPA")
-    points = {b: [(r["allocated_cores"], r["slo_violations"]) for r in means if r["policy"] == b] for b in baselines}
+    mean), each baseline's ratio at equal CPU (``comparison.verdicts``; "k of n keys in
+    range" where some keys fall outside its swept cores), independent RL's p99 over the
+    MFG policy's, and, with a price, the population cost over the best KPA or HPA rule's.
+    The tables of docs/serverless.md come from here."""
+    baselines = ("KPA", "HPA", "Q-learning")
     costs: dict = {}
     if price is not None:
         for r in rows:
-            if "requests" in r:
+            if "requests" in r:                   # the earliest results files did not record it
                 costs.setdefault((r["policy"], r["knob"]), []).append(population_cost(r, price, functions[id(r)]))
-    best = min((np.mean(c) for (family, _), c in costs.items() if family in baselines), default=None)
-    groups: dict = {}
-    for r in means:
-        if r["policy"] not in baselines:
-            groups.setdefault((r["policy"], _without_key(r["knob"])[0]), []).append(r)
+    best = min((np.mean(c) for (family, _), c in costs.items() if family in ("KPA", "HPA")), default=None)
+    every = [v for v in verdicts(means, learned_prefix="", baselines=baselines) if v["policy"] not in ("KPA", "HPA")]
     print(f"\n{setting}: each family over its keys, mean (min-max)")
-    print("| policy | knob | keys | SLO violations | cores / function | vs KPA | vs HPA | J / best rule |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (family, knob), members in groups.items():
+    print("| policy | knob | keys | SLO violations | cores / function | vs KPA | vs HPA | vs Q-learning | "
+          "p99 independent / MFG | J / best rule |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (family, knob), members in _families(every).items():
         cells = []
-        for b in baselines:
-            ratios = []
-            for m in members:
-                at = frontier_at(points[b], m["allocated_cores"])
-                if at:
-                    ratios.append(m["slo_violations"] / at)
-            cell = _span(ratios, 2, "x") if ratios else "out of its range"
-            if ratios and len(ratios) < len(members):
-                cell += f" ({len(ratios)} of {len(members)} keys in range)"
+        for name in [f"vs {b}" for b in baselines] + ["p99 independent / MFG"]:
+            values = [m[name] for m in members if m.get(name) is not None]
+            cell = _span(values, 2, "x" if name.startswith("vs") else "") if values else (
+                "out of its range" if name.startswith("vs") else "")
+            if values and len(values) < len(members) and name.startswith("vs"):
+                cell += f" ({len(values)} of {len(members)} keys in range)"
             cells.append(cell)
         j = [float(np.mean(costs[(m["policy"], m["knob"])])) / best for m in members
              if best and (m["policy"], m["knob"]) in costs]
-        print(f"| {family} | {knob} | {len(members)} | {_span([m['slo_violations'] for m in members], 4)} | "
-              f"{_span([m['allocated_cores'] for m in members], 2)} | {cells[0]} | {cells[1]} | "
-              f"{_span(j, 2) if j else ''} |")
+        print(f"| {family} | {knob} | {len(members)} | {_span([m['violations'] for m in members], 4)} | "
+              f"{_span([m['cores'] for m in members], 2)} | " + " | ".join(cells) + f" | {_span(j, 2) if j else ''} |")
 
 
 def report(args):
@@ -567,7 +548,6 @@ def report(args):
         floors[setting] = means[0]["violations_floor"]
         verdict_rows = verdicts(means, learned_prefix="MFG", baselines=("KPA", "HPA", "Q-learning"))
         print_table(setting, means, verdict_rows)
-        print_across_keys(setting, verdict_rows)
         print_family_summary(setting, means, merged[setting], args.cost_price, functions)
         if args.cost_price is not None:
             print_population_costs(setting, merged[setting], args.cost_price, functions)
