@@ -1,8 +1,11 @@
 """Our solvers against the peer libraries, on the peers' own games, in one run.
 
     python benchmarks/compare_peers.py [--peers-python ../peers-venv/bin/python] [--budget 1]
+                                       [--jax-peers [--quick]]
 
-Install the peers first with ``bash benchmarks/install_peers.sh``.  For every shared
+Install the peers first with ``bash benchmarks/install_peers.sh``.  ``--jax-peers`` adds,
+in the same run, the JAX peers' tables: Bench-MFG (``compare_benchmfg.py``) and MFAX
+(``compare_mfax.py``).  For every shared
 (game, solver) pair it prints the per-iteration time of the solver step and of one
 exploitability evaluation, ours and the peer's, and their ratio (peer / ours).
 
@@ -77,6 +80,9 @@ def main():
     parser.add_argument("--peers-python", default=str(ROOT.parent / "peers-venv" / "bin" / "python"))
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per peer measurement")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--jax-peers", action="store_true",
+                        help="then, in the same run, Bench-MFG (compare_benchmfg.py) and MFAX (compare_mfax.py)")
+    parser.add_argument("--quick", action="store_true", help="with --jax-peers: skip their 10^4+ state cases")
     args = parser.parse_args()
     if not os.path.exists(args.peers_python):
         sys.exit(f"no peer environment at {args.peers_python}: run bash benchmarks/install_peers.sh")
@@ -110,6 +116,13 @@ def main():
             print(f"{label}: worst ratio {worst:.0f}x (target >= {target}x)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.jax_peers:
+        # The JAX peers' tables, one after the other in this run (their own scripts, so
+        # that each can also run alone); each prints its worst ratio against its target.
+        for script in ("compare_benchmfg.py", "compare_mfax.py"):
+            print(f"\n== {script} ==", flush=True)
+            subprocess.run([sys.executable, str(Path(__file__).resolve().parent / script)]
+                           + (["--quick"] if args.quick else []), check=False)
 
 
 if __name__ == "__main__":

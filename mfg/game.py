@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfg.transitions import DenseTransition, ShiftTransition, SparseTransition, Transition
+from mfg.transitions import ComposedTransition, DenseTransition, ShiftTransition, SparseTransition, Transition
 
 __all__ = ["MeanFieldGame", "make_game", "GameValidationError", "uniform_policy", "state_marginal", "action_sum"]
 
@@ -240,10 +240,13 @@ def _validate_transition(tr: Transition, S: int, A: int, atol: float, where: str
             raise GameValidationError(
                 f"{where}: shift boundary must be 'torus' or 'clamp', got {tr.boundary!r}.")
         _check_distribution(f"{where}: transition probs P(.|s,a)", probs, -1, atol)
+    elif isinstance(tr, ComposedTransition):
+        _validate_transition(tr.first, S, A, atol, f"{where} (first stage)")
+        _validate_transition(tr.then, S, 1, atol, f"{where} (second stage, one action)")
     else:
         raise GameValidationError(
-            f"{where}: transition_fn must return DenseTransition, SparseTransition or ShiftTransition, "
-            f"got {type(tr).__name__}."
+            f"{where}: transition_fn must return DenseTransition, SparseTransition, ShiftTransition or "
+            f"ComposedTransition, got {type(tr).__name__}."
         )
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from jax import lax
 
 from mfg.game import MeanFieldGame, columns_pay, max_over_actions, sum_over_actions
-from mfg.transitions import expected_next, push_forward, to_dense
+from mfg.transitions import expected_next, push_forward, successor_count, to_dense
 
 __all__ = [
     "Exploitability",
@@ -490,7 +490,7 @@ def _solve_is_cheaper(game: MeanFieldGame, transition) -> jax.Array:
     tol = _default_tol(game.initial_distribution.dtype)
     sweeps = jnp.log(tol) / jnp.log(jnp.asarray(game.discount, jnp.float32))
     # Entries per (s, a) a sweep reads: S (dense), K successors (sparse) or D offsets (shift).
-    successors = transition.probs.shape[-1]
+    successors = successor_count(transition)
     sweep_ns = _SWEEP_NS_PER_ENTRY * s * a * successors + _SWEEP_NS_OVERHEAD
     return _SOLVE_NS_PER_CUBED_STATE * float(s) ** 3 <= sweeps * sweep_ns
 

@@ -18,6 +18,10 @@ Two storage forms:
                      probs [A, D] or [S, A, D]; push and expectation are D shifted copies
                      of the grid (memory-bandwidth bound, no gathers): the fast path for
                      crowd and beach-bar games at 10^6+ states.
+``ComposedTransition`` a kernel followed by an action-independent one (a move, then
+                     noise): P(s'|s,a) = sum_m first(m|s,a) then(s'|m).  K1 successors
+                     then K2 cost K1 + K2 entries per (s, a) instead of K1 K2 (the MFAX
+                     economy: 2 + 3 instead of 8).
 
 The sparse push-forward is a scatter-add (``segment_sum``).  When the successor structure
 is fixed (it does not depend on the mean field), ``pull_index`` precomputes its transpose
@@ -42,7 +46,9 @@ __all__ = [
     "DenseTransition",
     "SparseTransition",
     "ShiftTransition",
+    "ComposedTransition",
     "Transition",
+    "successor_count",
     "push_forward",
     "expected_next",
     "pull_index",
@@ -107,7 +113,33 @@ class ShiftTransition:
     boundary: str = dataclasses.field(default="torus", metadata=dict(static=True))
 
 
-Transition = Union[DenseTransition, SparseTransition, ShiftTransition]
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ComposedTransition:
+    """Two stages: s -> m ~ first(. | s, a), then m -> s' ~ then(. | m), so that
+
+        P(s' | s, a) = sum_m first(m | s, a) then(s' | m),
+        push(P, L) = push(then, push(first, L)),   expect(P, v) = expect(first, expect(then, v)).
+
+    Attributes:
+      first: any kernel with S states and A actions (it may depend on the mean field).
+      then: a kernel with one action (its action axis has size 1): the second stage does
+        not depend on the action, e.g. idiosyncratic noise after a chosen move.
+    """
+
+    first: "Transition"
+    then: "Transition"
+
+
+Transition = Union[DenseTransition, SparseTransition, ShiftTransition, ComposedTransition]
+
+
+def successor_count(transition: Transition) -> int:
+    """Static: the entries a sweep reads per (s, a): S (dense), K (sparse), D (shift),
+    K1 + K2 (composed)."""
+    if isinstance(transition, ComposedTransition):
+        return successor_count(transition.first) + successor_count(transition.then)
+    return transition.probs.shape[-1]
 
 
 def _reach(offsets) -> tuple[int, ...]:
@@ -189,6 +221,8 @@ def push_forward(transition: Transition, joint: jax.Array) -> jax.Array:
     """
     if isinstance(transition, DenseTransition):
         return jnp.einsum("sa,sat->t", joint, transition.probs)
+    if isinstance(transition, ComposedTransition):
+        return push_forward(transition.then, push_forward(transition.first, joint)[:, None])
     if isinstance(transition, ShiftTransition):
         probs, per_state = _shift_probs(transition)
         moved = (jnp.einsum("sa,sad->ds", joint, probs) if per_state
@@ -223,6 +257,8 @@ def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
     """
     if isinstance(transition, DenseTransition):
         return jnp.einsum("sat,t->sa", transition.probs, values)
+    if isinstance(transition, ComposedTransition):
+        return expected_next(transition.first, expected_next(transition.then, values)[:, 0])
     if isinstance(transition, ShiftTransition):
         grid_values = values.reshape(tuple(transition.grid))
         shifted = _gather_shifted_values(grid_values, transition.offsets, transition.boundary)
@@ -242,9 +278,20 @@ def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
 
 def _inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
     """Index j with cdf[j-1] <= u < cdf[j] for each row of probs [N, K] and u [N]."""
+    return _inverse_cdf_and_rest(probs, uniforms)[0]
+
+
+def _inverse_cdf_and_rest(probs: jax.Array, uniforms: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(j, r): the index of ``_inverse_cdf`` and where u fell inside its bin,
+    r = (u c_K - cdf[j-1]) / probs[j] in [0, 1): given j, r is again uniform and
+    independent of j, so one uniform serves a second draw (``ComposedTransition``)."""
     cdf = jnp.cumsum(probs, axis=-1)
-    index = jnp.sum(cdf < uniforms[:, None] * cdf[:, -1:], axis=-1)
-    return jnp.minimum(index, probs.shape[-1] - 1).astype(jnp.int32)
+    target = uniforms * cdf[:, -1]
+    index = jnp.minimum(jnp.sum(cdf < target[:, None], axis=-1), probs.shape[-1] - 1).astype(jnp.int32)
+    below = jnp.take_along_axis(cdf, index[:, None], axis=-1)[:, 0] - jnp.take_along_axis(probs, index[:, None], axis=-1)[:, 0]
+    width = jnp.take_along_axis(probs, index[:, None], axis=-1)[:, 0]
+    rest = jnp.clip((target - below) / jnp.where(width > 0, width, 1.0), 0.0, jnp.nextafter(jnp.ones((), uniforms.dtype), 0.0))
+    return index, rest
 
 
 def sample_next(transition: Transition, uniforms: jax.Array, states: jax.Array, actions: jax.Array) -> jax.Array:
@@ -263,6 +310,9 @@ def sample_next(transition: Transition, uniforms: jax.Array, states: jax.Array, 
     """
     if isinstance(transition, DenseTransition):
         return _inverse_cdf(transition.probs[states, actions], uniforms)
+    if isinstance(transition, ComposedTransition):
+        middle, rest = _sample_with_rest(transition.first, uniforms, states, actions)
+        return sample_next(transition.then, rest, middle, jnp.zeros_like(actions))
     if isinstance(transition, SparseTransition):
         k = _inverse_cdf(transition.probs[states, actions], uniforms)
         return transition.next_state[states, actions, k].astype(jnp.int32)
@@ -274,6 +324,19 @@ def sample_next(transition: Transition, uniforms: jax.Array, states: jax.Array, 
     sizes = jnp.asarray(grid, jnp.int32)
     moved = moved % sizes if transition.boundary == "torus" else jnp.clip(moved, 0, sizes - 1)
     return jnp.ravel_multi_index(tuple(moved.T), grid, mode="clip").astype(jnp.int32)
+
+
+def _sample_with_rest(transition: Transition, uniforms, states, actions):
+    """The first stage of a composed draw: (m, the uniform left over for the second)."""
+    if isinstance(transition, ShiftTransition):
+        transition = to_sparse(transition)
+    if isinstance(transition, SparseTransition):
+        k, rest = _inverse_cdf_and_rest(transition.probs[states, actions], uniforms)
+        return transition.next_state[states, actions, k].astype(jnp.int32), rest
+    if isinstance(transition, DenseTransition):
+        return _inverse_cdf_and_rest(transition.probs[states, actions], uniforms)
+    raise TypeError(f"a ComposedTransition's first stage must be dense, sparse or shift to be sampled, "
+                    f"got {type(transition).__name__}.")
 
 
 def pull_index(next_state: np.ndarray, num_states: int) -> np.ndarray:
@@ -324,6 +387,10 @@ def to_dense(transition: Transition, num_states: int) -> DenseTransition:
     """Dense [S, A, S] copy of any kernel (for tests and small games)."""
     if isinstance(transition, DenseTransition):
         return transition
+    if isinstance(transition, ComposedTransition):
+        first = to_dense(transition.first, num_states).probs
+        then = to_dense(transition.then, num_states).probs[:, 0, :]
+        return DenseTransition(jnp.einsum("sam,mt->sat", first, then))
     if isinstance(transition, ShiftTransition):
         transition = to_sparse(transition)
     one_hot = jax.nn.one_hot(transition.next_state, num_states, dtype=transition.probs.dtype)

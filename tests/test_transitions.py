@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 
 from mfg.transitions import (
+    ComposedTransition,
     SparseTransition,
     expected_next,
     pull_index,
     push_forward,
+    sample_next,
+    successor_count,
     to_dense,
 )
 
@@ -112,3 +115,51 @@ def test_clamped_shift_piles_mass_on_the_edge():
     shift = ShiftTransition(jnp.ones((1, 1)), ((2,),), (4,), "clamp")   # always move +2
     mass = push_forward(shift, jnp.array([[0.1], [0.2], [0.3], [0.4]]))
     np.testing.assert_allclose(mass, [0.0, 0.0, 0.1, 0.9], atol=1e-15)
+
+
+def random_composed(seed, S=40, A=4, K1=2, K2=3):
+    """A move (K1 successors per (s, a)) then action-independent noise (K2 per state)."""
+    first = SparseTransition(*map(jnp.asarray, random_sparse(seed, S, A, K1)))
+    then = SparseTransition(*map(jnp.asarray, random_sparse(seed + 100, S, 1, K2)))
+    return ComposedTransition(first, then)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_composed_kernel_is_the_product_of_its_stages(seed):
+    """P(s'|s,a) = sum_m first(m|s,a) then(s'|m): push, expectation and the dense form
+    all agree with the matrix product, and the push is the expectation's adjoint."""
+    composed = random_composed(seed)
+    product = np.einsum("sam,mt->sat", np.asarray(to_dense(composed.first, 40).probs),
+                        np.asarray(to_dense(composed.then, 40).probs)[:, 0, :])
+    np.testing.assert_allclose(np.asarray(to_dense(composed, 40).probs), product, rtol=1e-13)
+    rng = np.random.default_rng(seed + 30)
+    joint, values = jnp.asarray(rng.random((40, 4))), jnp.asarray(rng.normal(size=40))
+    np.testing.assert_allclose(push_forward(composed, joint), np.einsum("sa,sat->t", np.asarray(joint), product),
+                               rtol=1e-13)
+    np.testing.assert_allclose(expected_next(composed, values), product @ np.asarray(values), rtol=1e-13)
+    np.testing.assert_allclose(jnp.dot(push_forward(composed, joint), values),
+                               jnp.sum(joint * expected_next(composed, values)), rtol=1e-13)
+    assert successor_count(composed) == 2 + 3
+
+
+def test_sampled_draws_of_a_composed_kernel_follow_the_product():
+    """One uniform per draw: the first stage's index, then the uniform left inside its bin
+    (again uniform) for the second stage."""
+    composed = random_composed(5, S=6, A=2)
+    exact = np.asarray(to_dense(composed, 6).probs)
+    n = 200_000
+    states = jnp.full((n,), 4, jnp.int32)
+    actions = jnp.full((n,), 1, jnp.int32)
+    draws = np.asarray(sample_next(composed, jax.random.uniform(jax.random.key(1), (n,)), states, actions))
+    freq = np.bincount(draws, minlength=6) / n
+    np.testing.assert_allclose(freq, exact[4, 1], atol=5 * np.sqrt(0.25 / n))
+
+
+def test_a_game_with_a_malformed_second_stage_is_refused():
+    from mfg.game import GameValidationError, make_game
+    composed = random_composed(0)
+    bad = ComposedTransition(composed.first, SparseTransition(composed.then.next_state[:, :1].repeat(2, 1),
+                                                              composed.then.probs[:, :1].repeat(2, 1)))
+    with pytest.raises(GameValidationError, match="second stage, one action"):
+        make_game(name="bad", num_states=40, num_actions=4, reward_fn=lambda p, t, m: jnp.zeros((40, 4)),
+                  transition_fn=lambda p, t, m: bad, initial_distribution=np.full(40, 1 / 40), discount=0.9)

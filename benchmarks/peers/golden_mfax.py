@@ -13,6 +13,11 @@ weighted by mu_0) of fixed policies: uniform, and three random state-dependent o
 linear-quadratic and beach-bar environments at their defaults (common noise off),
 discount 0.99.  For the beach bar, whose reset draws the bar's location, each record
 keeps the location MFAX drew for its key.
+
+The macroeconomics model (``pushforward/endogenous``, discount 0.95 as in its configs)
+always draws common noise; its records are (a) ``nu = 0`` (the zero path: no common
+noise) and (b) its default ``nu = 0.03`` on two paths drawn by MFAX (``num_envs = 2``),
+each record keeping the realized paths z (and MFAX's number, the mean over the paths).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 GAMMA = 0.99
+ENDOGENOUS_GAMMA = 0.95
 
 
 def policies(num_states: int, num_actions: int) -> dict[str, np.ndarray]:
@@ -73,6 +79,28 @@ def main() -> None:
                     record["bar_location"] = int(results.mf_sequence.aggregate_s.bar_loc[0, 0])
                 records.append(record)
                 print(task, name, key, record["exploitability"], file=sys.stderr)
+    env_cases = (("no_common_noise", {"nu": 0.0}, 1), ("common_noise", {}, 2))
+    for label, overrides, num_envs in env_cases:
+        env = make_env("pushforward/endogenous", **overrides)
+        for name, table in list(policies(env.n_states, env.n_actions).items())[:3]:
+            table = jnp.asarray(table)
+
+            def agent(individual_states, aggregate_obs, table=table):
+                return jnp.broadcast_to(table, aggregate_obs.shape[:-1] + table.shape)
+
+            results, _ = exploitability(jax.random.PRNGKey(0), env, agent, state_type="indices",
+                                        gamma=ENDOGENOUS_GAMMA, num_envs=num_envs,
+                                        max_steps_in_episode=env.params.max_steps_in_episode)
+            record = {"task": "endogenous", "policy": name, "key": 0, "noise": label, "gamma": ENDOGENOUS_GAMMA,
+                      "horizon": int(env.params.max_steps_in_episode),
+                      "exploitability": float(results.exploitability.exploitability),
+                      "policy_return": float(results.exploitability.mean_policy_return),
+                      "best_response_return": float(results.exploitability.mean_br_return),
+                      "common_noise_paths": np.asarray(results.mf_sequence.aggregate_s.z).T.tolist(),
+                      "final_mean_field": np.asarray(results.mf_sequence.aggregate_s.mu[-1, 0]).tolist(),
+                      "interest_rate_path": np.asarray(results.mf_sequence.aggregate_s.interest_rate[:, 0]).tolist()}
+            records.append(record)
+            print("endogenous", label, name, record["exploitability"], file=sys.stderr)
     # (a file, not stdout: MFAX prints to stdout while it rolls out)
     with open(sys.argv[1], "w") as out:
         json.dump({"peer": "mfax (CWibault/mfax, source copy; run under Python 3.10)", "records": records}, out, indent=1)

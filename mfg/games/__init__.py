@@ -26,7 +26,7 @@ from mfg.games.benchmfg import (
     benchmfg_sis,
 )
 from mfg.games.crowd import crowd_modelling, crowd_modelling_2d
-from mfg.games.mfax import mfax_beach_bar, mfax_linear_quadratic
+from mfg.games.mfax import mfax_beach_bar, mfax_endogenous, mfax_linear_quadratic
 from mfg.games.garnet import garnet
 from mfg.games.linear_quadratic import linear_quadratic_openspiel
 from mfg.games.predator_prey import predator_prey
@@ -70,6 +70,7 @@ GAMES: dict[str, Callable[..., MeanFieldGame]] = {
     "benchmfg_sis": benchmfg_sis,
     "mfax_linear_quadratic": mfax_linear_quadratic,
     "mfax_beach_bar": mfax_beach_bar,
+    "mfax_endogenous": mfax_endogenous,
 }
 
 
@@ -103,6 +104,7 @@ _SIZES: dict[str, Callable[[dict], tuple[int, int]]] = {
     "benchmfg_sis": lambda p: (2, p["num_actions"]),
     "mfax_linear_quadratic": lambda p: (p["num_states"], len(p["actions"])),
     "mfax_beach_bar": lambda p: (p["num_states"], len(p["actions"])),
+    "mfax_endogenous": lambda p: (p["wealth_states"] * p["income_states"], p["num_actions"]),
 }
 
 
