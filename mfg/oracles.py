@@ -28,7 +28,7 @@ import numpy as np
 from jax import lax
 
 from mfg.game import MeanFieldGame, columns_pay, max_over_actions, sum_over_actions
-from mfg.transitions import expected_next, push_forward, successor_count, to_dense
+from mfg.transitions import expected_next, policy_expectation, push_forward, successor_count, to_dense
 
 __all__ = [
     "Exploitability",
@@ -428,8 +428,8 @@ def policy_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array,
             return jnp.linalg.solve(eye - game.discount * p_pi, r_pi)
 
         def iterate(_):
-            return _iterate_bellman(
-                game, lambda v: r_pi + game.discount * sum_over_actions(policy * expected_next(transition, v)))
+            expect_pi = policy_expectation(transition, policy)
+            return _iterate_bellman(game, lambda v: r_pi + game.discount * expect_pi(v))
 
         if game.num_states > DENSE_SOLVE_MAX_STATES:
             v = iterate(None)
@@ -466,13 +466,16 @@ def truncated_q_values(game: MeanFieldGame, joint: jax.Array, policy: jax.Array 
     reward, transition = _frozen(game, joint)
 
     def build(reg):
-        def value(q):
-            if policy is None:
-                return soft_value(q, temperature, reg)
-            return policy_value(q, policy, temperature, reg)
+        if policy is None:
+            def body(v, _):
+                return soft_value(reward + game.discount * expected_next(transition, v), temperature, reg), None
+        else:
+            # V_n = r_pi + gamma E_pi[V_{n-1}]: the same iterates, the policy folded in once
+            r_pi = policy_value(reward, policy, temperature, reg)
+            expect_pi = policy_expectation(transition, policy)
 
-        def body(v, _):
-            return value(reward + game.discount * expected_next(transition, v)), None
+            def body(v, _):
+                return r_pi + game.discount * expect_pi(v), None
 
         v, _ = lax.scan(body, jnp.zeros(game.num_states, reward.dtype), None, length=sweeps - 1)
         return reward + game.discount * expected_next(transition, v)

@@ -51,6 +51,7 @@ __all__ = [
     "successor_count",
     "push_forward",
     "expected_next",
+    "policy_expectation",
     "pull_index",
     "sample_next",
     "to_dense",
@@ -274,6 +275,43 @@ def expected_next(transition: Transition, values: jax.Array) -> jax.Array:
     # axis is a slow, unfused loop on XLA:CPU; this is 3x faster for Garnet at S = 10^6).
     return sum(transition.probs[..., k] * values[transition.next_state[..., k]]
                for k in range(num_successors))
+
+
+def policy_expectation(transition: Transition, policy: jax.Array):
+    """v -> E_pi[v(s') | s] = sum_a pi(a|s) sum_s' P(s'|s,a) v(s'), as a function [S] -> [S].
+
+    The same map as ``sum_a policy * expected_next(transition, v)``, with the policy
+    folded into the kernel once, so that a sweep repeated against a fixed policy (policy
+    evaluation) does no work over the action axis:
+
+    * dense: P_pi = sum_a pi(a|s) P(.|s,a), [S, S], one matrix-vector product a sweep;
+    * shift: D grid-shaped weights w_d(x) = sum_a pi(a|x) p(a, d), so a sweep is D
+      products of whole grids (no [S, A] array, whose short minor axis XLA:CPU
+      vectorizes poorly: the Bench-MFG Lasry-Lions evaluation at 1,000 states, 98
+      sweeps, 0.098 -> 0.068 ms);
+    * sparse and composed kernels: the unfolded form (folding a table saves no gather).
+
+    Args:
+      transition: the kernel.
+      policy: [S, A].
+    """
+    if isinstance(transition, DenseTransition):
+        folded = jnp.einsum("sa,sat->st", policy, transition.probs)
+        return lambda values: folded @ values
+    if isinstance(transition, ShiftTransition):
+        probs, per_state = _shift_probs(transition)
+        grid = tuple(transition.grid)
+        weights = [sum(policy[:, a] * (probs[:, a, d] if per_state else probs[a, d]) for a in range(policy.shape[1]))
+                   .reshape(grid) for d in range(len(transition.offsets))]
+
+        def shifted_sum(values):
+            shifted = _gather_shifted_values(values.reshape(grid), transition.offsets, transition.boundary)
+            return sum(w * shifted[d] for d, w in enumerate(weights)).reshape(-1)
+
+        return shifted_sum
+    from mfg.game import sum_over_actions   # the game module imports this one
+
+    return lambda values: sum_over_actions(policy * expected_next(transition, values))
 
 
 def _inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:

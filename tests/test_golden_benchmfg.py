@@ -57,7 +57,6 @@ ROUNDING = {   # case -> (checkpoints, how the test shows the sensitivity: "nudg
     "multiple_equilibria-omd-learning_rate0.005-temperature0.2": ([100], "nudge"),
     "multiple_equilibria-omd-learning_rate0.1-temperature0.2": ([10], "nudge"),
     "multiple_equilibria-pi-variantboltzmann_policy_iteration-temperature0.2": ([10], "nudge"),
-    "kinetic_congestion-pi-variantsmooth_policy_iteration-damped_constantNone": ([10], "nudge"),
     "four_rooms-pi-variantpolicy_iteration": ([1, 10, 100], "ties"),
     "four_rooms-pi-variantsmooth_policy_iteration-damped_constant0.4": ([1, 10, 100], "ties"),
     "four_rooms-pi-variantsmooth_policy_iteration-damped_constantNone": ([1, 10, 100], "ties"),

@@ -163,3 +163,23 @@ def test_a_game_with_a_malformed_second_stage_is_refused():
     with pytest.raises(GameValidationError, match="second stage, one action"):
         make_game(name="bad", num_states=40, num_actions=4, reward_fn=lambda p, t, m: jnp.zeros((40, 4)),
                   transition_fn=lambda p, t, m: bad, initial_distribution=np.full(40, 1 / 40), discount=0.9)
+
+
+def test_the_policy_folded_expectation_is_the_unfolded_one_in_every_form():
+    """E_pi[v(s')|s] with pi folded into the kernel (dense, shift) or not (sparse,
+    composed) is sum_a pi(a|s) E[v(s')|s, a]."""
+    from mfg.game import sum_over_actions
+    from mfg.transitions import ShiftTransition, policy_expectation, to_sparse
+    rng = np.random.default_rng(7)
+    sparse = SparseTransition(*map(jnp.asarray, random_sparse(7)))
+    offsets = ((-1, 0), (0, 1), (1, 1), (0, 0))
+    shift_probs = rng.dirichlet(np.ones(4), size=(40, 4))
+    kernels = [sparse, to_dense(sparse, 40), random_composed(7),
+               ShiftTransition(jnp.asarray(shift_probs), offsets, (5, 8), "clamp"),
+               ShiftTransition(jnp.asarray(shift_probs[0]), offsets, (5, 8), "torus")]
+    kernels.append(to_sparse(kernels[-1]))
+    policy = jnp.asarray(rng.dirichlet(np.ones(4), size=40))
+    values = jnp.asarray(rng.normal(size=40))
+    for kernel in kernels:
+        np.testing.assert_allclose(policy_expectation(kernel, policy)(values),
+                                   sum_over_actions(policy * expected_next(kernel, values)), rtol=1e-13, atol=1e-14)
