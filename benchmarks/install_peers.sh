@@ -20,7 +20,12 @@ echo "Bench-MFG installed in $benchmfg"
 mfax_src="${MFAX_SRC:-$root/mfax-src}"
 [ -d "$mfax_src" ] || git clone -q https://github.com/CWibault/mfax "$mfax_src"
 mfax_venv="${MFAX_VENV:-$root/mfax-venv310}"
-"${PYTHON310:-python3.10}" -m venv "$mfax_venv"
+python310="${PYTHON310:-python3.10}"
+if ! "$python310" -c pass 2>/dev/null; then   # a pyenv shim without 3.10 selected: use the install
+    python310="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python3.10 2>/dev/null | tail -1)"
+    [ -n "$python310" ] || { echo "MFAX needs Python 3.10: set PYTHON310" >&2; exit 1; }
+fi
+"$python310" -m venv "$mfax_venv"
 "$mfax_venv/bin/pip" install -q --upgrade pip
 "$mfax_venv/bin/pip" install -q "jax==0.5.3" "jaxlib==0.5.3" "flax==0.10.5" "chex==0.1.86" \
     "distrax==0.1.5" "optax==0.2.3" "numpy==1.26.4" gymnasium matplotlib seaborn
