@@ -141,3 +141,16 @@ def test_every_storage_of_a_toy_kernel_is_the_same_kernel(name, kernels):
         np.testing.assert_allclose(other, dense[0], rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="kernel must be"):
         games.make(name, kernel="composed" if name == "mfax_beach_bar" else "dense")
+
+
+@pytest.mark.parametrize("kernel", ["sparse", "composed"])
+def test_the_lq_next_mean_position_is_the_mean_of_the_pushed_population(kernel):
+    """m_{t+1} read through E[s'|s, a] (fixed at build) is sum_s s push(P, L)(s)."""
+    from mfg.games.mfax import _next_mean
+    from mfg.transitions import push_forward
+    game = games.make("mfax_linear_quadratic", dtype=jnp.float64, kernel=kernel)
+    joint = jnp.asarray(np.random.default_rng(3).dirichlet(np.ones(game.num_states * game.num_actions))
+                        .reshape(game.num_states, game.num_actions))
+    pushed = push_forward(game.transition(jnp.int32(0), joint), joint)
+    np.testing.assert_allclose(float(_next_mean(game.params, joint)),
+                               float(jnp.dot(pushed, jnp.arange(game.num_states, dtype=jnp.float64))), rtol=1e-13)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfg.game import MeanFieldGame, make_game
-from mfg.transitions import ComposedTransition, SparseTransition, pull_index, push_forward
+from mfg.transitions import ComposedTransition, SparseTransition, pull_index
 
 __all__ = ["mfax_linear_quadratic", "mfax_beach_bar", "mfax_endogenous", "endogenous_noise_paths",
            "with_common_noise", "common_noise_exploitability", "MFAX_HORIZON", "MFAX_DISCOUNT",
@@ -88,9 +88,10 @@ def _toy_kernel(kind: str, deterministic: np.ndarray, noisy_of_move, probs: np.n
 # ----------------------------------------------------------------------- linear-quadratic
 
 def _next_mean(params, joint):
-    """m_{t+1} = sum_s s push(P, L_t)(s): the next mean position (no common noise)."""
-    mu_next = push_forward(_static_sparse(params, None, None), joint)
-    return jnp.dot(mu_next, jnp.arange(joint.shape[0], dtype=joint.dtype))
+    """m_{t+1} = sum_s s push(P, L_t)(s) = sum_{s,a} L_t(s, a) E[s' | s, a]: the next mean
+    position (no common noise), through the kernel's fixed expected next position
+    ([S, A], computed once when the game is built) instead of a push every epoch."""
+    return jnp.sum(joint * params["next_position"])
 
 
 def _lq_reward(params, t, joint):
@@ -143,6 +144,11 @@ def mfax_linear_quadratic(num_states: int = 99, actions=(-3, -2, -1, 0, 1, 2, 3)
     params = _toy_kernel(kernel, deterministic[..., 0], noisy_of_move, probs / probs.sum(), num_states)
     params |= {"actions": actions, "kappa": kappa, "c_action": c_action, "q": q, "c_term": c_term,
                "horizon": np.int32(horizon)}
+    # E[s' | s, a] in float64, for the reward's next mean position (the kernel is fixed)
+    position = np.arange(num_states, dtype=np.float64)
+    if "then_next_state" in params:     # the noise's mean position after each cell moved to
+        position = np.sum(params["then_probs"][:, 0, :] * position[params["then_next_state"][:, 0, :]], axis=-1)
+    params["next_position"] = np.sum(params["probs"] * position[params["next_state"]], axis=-1)
     return make_game(name="mfax_linear_quadratic", num_states=num_states, num_actions=len(actions),
                      horizon=horizon, discount=discount, reward_fn=_lq_reward, transition_fn=_static_sparse,
                      params=params, initial_distribution=np.full(num_states, 1.0 / num_states),
