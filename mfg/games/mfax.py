@@ -265,10 +265,9 @@ def _geometric_interval(params, x):
     last = grid.shape[0] - 2
     guess = jnp.floor(jnp.log((x + params["wealth_pivot"]) / params["wealth_base"]) / params["wealth_log_ratio"])
     index = jnp.clip(guess, 0, last).astype(jnp.int32)
-    for _ in range(2):   # rounding can put the guess one interval off; two passes make it exact
-        index = jnp.where(x < grid[index], index - 1, jnp.where(x >= grid[index + 1], index + 1, index))
-        index = jnp.clip(index, 0, last)
-    return index
+    # rounding can put the guess one interval off, never two: one corrective step
+    index = jnp.where(x < grid[index], index - 1, jnp.where(x >= grid[index + 1], index + 1, index))
+    return jnp.clip(index, 0, last)
 
 
 def _wealth_split(params, t, mu):
