@@ -21,7 +21,7 @@ Two storage forms:
 ``ComposedTransition`` a kernel followed by an action-independent one (a move, then
                      noise): P(s'|s,a) = sum_m first(m|s,a) then(s'|m).  K1 successors
                      then K2 cost K1 + K2 entries per (s, a) instead of K1 K2 (the MFAX
-                     economy: 2 + 3 instead of 8).
+                     economy: 2 + 4 instead of 8).
 
 The sparse push-forward is a scatter-add (``segment_sum``).  When the successor structure
 is fixed (it does not depend on the mean field), ``pull_index`` precomputes its transpose
@@ -326,10 +326,10 @@ def _inverse_cdf_and_rest(probs: jax.Array, uniforms: jax.Array) -> tuple[jax.Ar
     cdf = jnp.cumsum(probs, axis=-1)
     target = uniforms * cdf[:, -1]
     index = jnp.minimum(jnp.sum(cdf < target[:, None], axis=-1), probs.shape[-1] - 1).astype(jnp.int32)
-    below = jnp.take_along_axis(cdf, index[:, None], axis=-1)[:, 0] - jnp.take_along_axis(probs, index[:, None], axis=-1)[:, 0]
     width = jnp.take_along_axis(probs, index[:, None], axis=-1)[:, 0]
-    rest = jnp.clip((target - below) / jnp.where(width > 0, width, 1.0), 0.0, jnp.nextafter(jnp.ones((), uniforms.dtype), 0.0))
-    return index, rest
+    below = jnp.take_along_axis(cdf, index[:, None], axis=-1)[:, 0] - width          # cdf[j - 1]
+    rest = (target - below) / jnp.where(width > 0, width, 1.0)
+    return index, jnp.clip(rest, 0.0, jnp.nextafter(jnp.ones((), uniforms.dtype), 0.0))
 
 
 def sample_next(transition: Transition, uniforms: jax.Array, states: jax.Array, actions: jax.Array) -> jax.Array:

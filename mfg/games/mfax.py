@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfg.game import MeanFieldGame, make_game
+from mfg.oracles import exploitability
 from mfg.transitions import ComposedTransition, SparseTransition, pull_index
 
 __all__ = ["mfax_linear_quadratic", "mfax_beach_bar", "mfax_endogenous", "endogenous_noise_paths",
@@ -192,21 +193,20 @@ def mfax_beach_bar(num_states: int = 101, bar_location: int = 50, actions=tuple(
     actions = np.asarray(actions, np.int64)
     x = np.arange(num_states)[:, None, None]
     deterministic = _project(x, np.clip(x + actions[None, :, None], 0, num_states - 1), bar_location)
-    noisy = _project(x, np.clip(deterministic + np.asarray(noise)[None, None, :], 0, num_states - 1), bar_location)
+
+    def noisy_of_move(move):          # [S, A, 1] cells moved to -> [S, A, K], projected from x
+        return _project(x, np.clip(move + np.asarray(noise), 0, num_states - 1), bar_location)
+
     weights = np.asarray(noise_probs, np.float64) if idio_noise else np.zeros(len(noise))
     kernel = _auto(kernel, num_states * len(actions), "pull")
     if kernel not in ("sparse", "pull"):
         raise ValueError(f"kernel must be 'sparse' or 'pull' for the beach bar (its noise is projected from "
                          f"the start cell, not the cell moved to), got {kernel!r}.")
-    next_state = np.concatenate([noisy, deterministic], axis=-1).astype(np.int32)
     probs = np.concatenate([weights, [0.0 if idio_noise else 1.0]])
-    probs = np.broadcast_to(probs / probs.sum(), next_state.shape).copy()
+    params = _toy_kernel(kernel, deterministic[..., 0], noisy_of_move, probs / probs.sum(), num_states)
+    params |= {"actions": actions.astype(np.float64), "bar": float(bar_location)}
     mu0 = np.full(num_states, 1.0)
     mu0[bar_location] = 0.0
-    params = {"next_state": next_state, "probs": probs, "actions": actions.astype(np.float64),
-              "bar": float(bar_location)}
-    if kernel == "pull":
-        params["pull_sources"] = pull_index(next_state, num_states)
     return make_game(name="mfax_beach_bar", num_states=num_states, num_actions=len(actions), horizon=horizon,
                      discount=discount, reward_fn=_beach_bar_reward, transition_fn=_static_sparse, params=params,
                      initial_distribution=mu0 / mu0.sum(), dtype=dtype)
@@ -284,17 +284,15 @@ def _wealth_split(params, t, mu):
     return jnp.stack([low, low + 1], axis=-1), split
 
 
-def _income_moves(params):
-    """The income step after the wealth step, the same for every action: y moved by the
-    atoms (clipped), plus MFAX's noiseless successor (weight 1 - idio): ([S, N + 1]
-    successors, [S, N + 1] weights), normalized as MFAX normalizes."""
-    num_income = params["income_grid"].shape[0]
-    income = params["state_income_index"]
-    moved = jnp.clip(income[:, None] + params["income_atoms"][None, :], 0, num_income - 1)
-    next_state = jnp.concatenate([moved, income[:, None]], axis=-1) + (params["state_wealth_index"] * num_income)[:, None]
-    weights = jnp.concatenate([params["idio_noise"] * params["income_probs"], jnp.stack([1.0 - params["idio_noise"]])])
-    weights = jnp.broadcast_to(weights / weights.sum(), next_state.shape)
-    return next_state, weights
+def _income_moves(wealth_index, income_index, num_income: int, income_atoms, income_probs, idio_noise: bool):
+    """The income step after the wealth step, the same for every action and every epoch
+    (built once, on the host): y moved by the atoms (clipped), plus MFAX's noiseless
+    successor (weight 1 - idio): ([S, 1, N + 1] successors, [S, 1, N + 1] weights),
+    normalized as MFAX normalizes."""
+    moved = np.clip(income_index[:, None] + np.asarray(income_atoms)[None, :], 0, num_income - 1)
+    next_state = np.concatenate([moved, income_index[:, None]], axis=-1) + (wealth_index * num_income)[:, None]
+    weights = np.concatenate([float(idio_noise) * np.asarray(income_probs, np.float64), [1.0 - float(idio_noise)]])
+    return next_state[:, None, :].astype(np.int32), np.broadcast_to(weights / weights.sum(), next_state.shape)[:, None, :].copy()
 
 
 def _endogenous_composed(params, t, mu):
@@ -306,9 +304,7 @@ def _endogenous_composed(params, t, mu):
     total = split.sum(-1, keepdims=True)
     first = SparseTransition((wealth_index * num_income + income).astype(jnp.int32),
                              split / jnp.where(total > 0, total, 1.0))
-    next_state, weights = _income_moves(params)
-    then = SparseTransition(next_state[:, None, :].astype(jnp.int32), weights[:, None, :].astype(mu.dtype))
-    return ComposedTransition(first, then)
+    return ComposedTransition(first, SparseTransition(params["income_next_state"], params["income_weights"]))
 
 
 def _endogenous_sparse(params, t, mu):
@@ -373,11 +369,13 @@ def mfax_endogenous(wealth_states: int = 200, income_states: int = 5, wealth_bou
               "wealth_log_ratio": np.log((wealth_bounds[1] + pivot) / (wealth_bounds[0] + pivot)) / (wealth_states - 1),
               "state_wealth": wealth_grid[wealth_index], "state_income": income_grid[income_index],
               "state_income_index": income_index.astype(np.int32),
-              "state_wealth_index": wealth_index.astype(np.int32),
               "actions": 0.5 * (edges[:-1] + edges[1:]), "sigma": sigma, "alpha": alpha,
               "income_atoms": np.asarray(income_atoms, np.int32),
               "income_probs": np.asarray(income_probs, np.float64), "idio_noise": float(idio_noise),
               "common_noise": path, "horizon": np.int32(horizon)}
+    if kernel == "composed":
+        params["income_next_state"], params["income_weights"] = _income_moves(
+            wealth_index, income_index, income_states, income_atoms, income_probs, idio_noise)
     return make_game(name="mfax_endogenous", num_states=wealth_states * income_states, num_actions=num_actions,
                      horizon=horizon, discount=discount, reward_fn=_endogenous_reward,
                      transition_fn=_endogenous_composed if kernel == "composed" else _endogenous_sparse,
@@ -413,6 +411,4 @@ def common_noise_exploitability(game: MeanFieldGame, policy: jax.Array, paths: j
     each path's ``Exploitability`` (mean field rolled out on the path, best response by
     backward induction knowing it), for a policy [T, S, A] that does not see the noise.
     Returns the per-path ``Exploitability`` (leading axis P); ``.unregularized.mean()`` is MFAX's number."""
-    from mfg.oracles import exploitability   # the oracles import the games' machinery
-
     return jax.vmap(lambda path: exploitability(with_common_noise(game, path), policy, temperature))(paths)
