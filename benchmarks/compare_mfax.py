@@ -2,6 +2,7 @@
 
     python benchmarks/compare_mfax.py [--mfax-python ../mfax-venv310/bin/python]
                                       [--mfax-src ../mfax-src] [--quick] [--json out.json]
+    python benchmarks/compare_mfax.py --largest [--json out.json]   # the largest games in memory
 
 Install MFAX first (``bash benchmarks/install_peers.sh`` makes ../mfax-src and
 ../mfax-venv310).  MFAX has no tabular solver (its algorithms train policy networks), so
@@ -17,6 +18,11 @@ ours (``mfg.oracles.exploitability``, or ``common_noise_exploitability`` over th
 paths, jitted), both in float32 on the CPU, best of 3 runs after a compiling warm-up, for
 the uniform policy on the same game (the bar location and the noise paths MFAX drew).
 The exploitability of both is printed as a check.  ratio = MFAX time / ours.
+
+``--largest``: the beach bar and the linear-quadratic game at 10^5, 10^6 and 10^7
+states, each library in a process of its own (one call after compiling, its peak
+resident memory read by the parent), up to the first size a library does not get
+through (killed for memory on this 24 GB machine, or past ``--largest-timeout``).
 """
 
 from __future__ import annotations
@@ -87,13 +93,98 @@ def time_ours(name: str, params: dict, gamma: float, peer: dict | None, num_envs
     return 1e3 * seconds, float(call(game, policy)), game.num_states
 
 
+LARGEST = [("beach bar", "beach_bar_1d", "mfax_beach_bar", (100_001, 1_000_001, 10_000_001)),
+           ("linear-quadratic", "linear_quadratic", "mfax_linear_quadratic", (99_999, 999_999, 9_999_999))]
+
+
+def _peak_run(command: list[str], env: dict, timeout: float) -> tuple[dict | None, float, str | None]:
+    """(the last JSON line ``command`` printed, its peak resident GB, an error) of one child
+    process, run under a small wrapper whose only child it is (so RUSAGE_CHILDREN is its)."""
+    wrapper = ("import json, resource, subprocess, sys\n"
+               "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+               "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20\n"
+               "last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ''\n"
+               "err = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ''\n"
+               "print(json.dumps({'rc': p.returncode, 'peak_gb': peak, 'last': last, 'err': err}))\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return None, float("nan"), f"did not finish in {timeout:.0f} s"
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if out["rc"] != 0:
+        reason = "killed (out of memory)" if out["rc"] in (-9, 137) else (out["err"] or f"exit {out['rc']}")
+        return None, out["peak_gb"], reason
+    return json.loads(out["last"]), out["peak_gb"], None
+
+
+def largest(args) -> list[dict]:
+    """The largest beach bar and linear-quadratic games each library gets through (``--largest``)."""
+    mfax_env = os.environ | {"PYTHONPATH": args.mfax_src, "JAX_PLATFORMS": "cpu"}
+    mfax_env.pop("JAX_ENABLE_X64", None)
+    ours_env = os.environ | {"JAX_PLATFORMS": "cpu"}
+    rows = []
+    print(f"{'game':18s} {'S':>10s} | {'MFAX s':>9s} {'peak GB':>8s} | {'ours s':>9s} {'peak GB':>8s}", flush=True)
+    for label, task, name, sizes in LARGEST:
+        alive = {"mfax": True, "ours": True}
+        for n in sizes:
+            row = {"game": label, "states": n}
+            if alive["mfax"]:
+                case = json.dumps({"task": task, "overrides": {"num_states": n}, "gamma": TOY_GAMMA, "repeats": 1})
+                out, peak, error = _peak_run([args.mfax_python, str(ROOT / "benchmarks" / "peers" / "time_mfax.py"),
+                                              case], mfax_env, args.largest_timeout)
+                row |= {"mfax_s": None if out is None else out["ms"] / 1e3, "mfax_peak_gb": peak, "mfax_error": error}
+                alive["mfax"] = error is None
+            if alive["ours"]:
+                out, peak, error = _peak_run([sys.executable, str(Path(__file__).resolve()), "--ours-case", name,
+                                              str(n)], ours_env, args.largest_timeout)
+                row |= {"ours_s": None if out is None else out["ms"] / 1e3, "ours_peak_gb": peak, "ours_error": error}
+                alive["ours"] = error is None
+
+            def cell(who):
+                if f"{who}_s" not in row:
+                    return f"{'-':>9s} {'-':>8s}"
+                if row[f"{who}_error"] is not None:
+                    return f"{row[f'{who}_error'][:18]:>18s}"
+                return f"{row[f'{who}_s']:>9.3g} {row[f'{who}_peak_gb']:>8.2f}"
+
+            print(f"{label:18s} {n:>10d} | {cell('mfax')} | {cell('ours')}", flush=True)
+            rows.append(row)
+            if not any(alive.values()):
+                break
+    return rows
+
+
+def _ours_case(name: str, n: int) -> None:
+    """One jitted exploitability of the uniform policy on our game ``name`` at ``n`` states
+    (after a compiling call); prints {"ms", "exploitability"} (``--largest``'s child)."""
+    import time
+    game = games.make(name, dtype=jnp.float32, num_states=n, discount=TOY_GAMMA)
+    call = jax.jit(lambda g, p: exploitability(g, p).unregularized)
+    policy = uniform_policy(game)
+    value = float(call(game, policy))
+    start = time.perf_counter()
+    jax.block_until_ready(call(game, policy))
+    print(json.dumps({"ms": 1e3 * (time.perf_counter() - start), "exploitability": value}))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--ours-case":
+        _ours_case(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mfax-python", default=str(ROOT.parent / "mfax-venv310" / "bin" / "python"))
     parser.add_argument("--mfax-src", default=str(ROOT.parent / "mfax-src"))
     parser.add_argument("--quick", action="store_true", help="skip the cases with 10^4 states or more")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--largest", action="store_true", help="the largest games each library gets through")
+    parser.add_argument("--largest-timeout", type=float, default=1200.0, help="--largest: seconds per process")
     args = parser.parse_args()
+    if args.largest:
+        rows = largest(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return
     header = (f"{'game':30s} {'S':>7s} | {'MFAX ms':>10s} {'ours ms':>10s} {'ratio':>8s} | "
               f"{'MFAX expl':>12s} {'ours expl':>12s}")
     print(f"jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} CPUs; MFAX with {args.mfax_python}")

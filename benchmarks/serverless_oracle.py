@@ -5,6 +5,8 @@ price of anarchy (issue 16, acceptance 1 and item 6).
     python benchmarks/serverless_oracle.py --deploy     # the game's policies on the tick simulator
     python benchmarks/serverless_oracle.py --deploy --eval-days 5 6 --price 0.04 \
         --results benchmarks/results_serverless_fresh_oracle_deploy.json   # on the two fresh days
+    python benchmarks/serverless_oracle.py --online-tick [--episodes 6] [--eval-days 2 3 4]
+        # the tick learner on the game's own state, scored in the game
 
 On ``mfg.serverless.target_game.serverless_targets`` (K = 3 service-time types, L = 8
 load bins, 24 target actions: S = 48, A = 24), per cluster setting:
@@ -33,6 +35,18 @@ functions, N_max = 200) at each setting's physical capacity per function, its
 equilibrium (lambda = 0.001) and the cooperative policy found by mean-field control,
 each run on the tick simulator as ``TabularTargets`` on the same held-out days, hours and
 keys as that comparison (whose KPA, HPA and online-NAC rows they are read next to).
+
+``--online-tick`` (float32): the tick simulator's own learner (``OnlineNAC``, its
+defaults: gamma 0.9, lambda 0.001, the KPA decider between decisions) with the game's
+state as its features (``CoarseStateFeatures``: the one-hot of (type, load bin, warm),
+so that its actor is a tabular policy of the game) and the game's actions, trained on
+the same training day and cluster as ``--deploy``'s game, ``--episodes`` passes.  After
+every pass its policy softmax(theta) is scored exactly in the game: regularized
+exploitability (lambda = 0.001), the game's population objective, and the total
+variation to the game's equilibrium (weighted by the equilibrium's state distribution);
+then the learned policy (greedy) and the equilibrium (``TabularTargets``, greedy) run on
+the held-out days.  This checks the tick learner itself against a known answer, up to
+what the game leaves out of the tick model.
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ from pathlib import Path
 import jax
 
 # float64 for the oracle; ``--deploy`` runs in float32 like the tick comparison
-jax.config.update("jax_enable_x64", "--deploy" not in sys.argv)
+jax.config.update("jax_enable_x64", "--deploy" not in sys.argv and "--online-tick" not in sys.argv)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -174,6 +188,78 @@ def deploy(results_path: Path, settings, eval_days=(2, 3, 4, 5, 6), price: float
     return out
 
 
+def online_tick(results_path: Path, settings, episodes: int, eval_days=(2, 3, 4), actor_rate: float | None = None
+                ) -> dict:
+    """The tick learner on the coarse game's state (module docstring, ``--online-tick``)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from serverless_learned import MAX_CONTAINERS, day
+
+    from mfg.oracles import exploitability
+    from mfg.serverless.comparison import deploy as deployed_for, mean_rows, population, run_policy, train_online
+    from mfg.serverless.learned import CoarseStateFeatures, OnlineNAC, TargetActions
+    from mfg.serverless.platform import Platform
+    from mfg.serverless.settings import Workload
+
+    train = population(day(1), 1000, 0)
+    pool = train.workload
+    rows_of = np.asarray(train.assignment)
+    coarse = coarse_grain(Workload(pool.counts[rows_of], pool.service_mean[rows_of], pool.slo[rows_of]))
+    features, actions = CoarseStateFeatures.of(coarse), TargetActions(cpu=(0.5, 1.0))
+    learner_options = {} if actor_rate is None else {"actor_rate": actor_rate}
+    out = {"protocol": {"episodes": episodes, "eval_days": list(eval_days), "temperature": POA_TEMPERATURE,
+                        "learner_options": learner_options,
+                        "learner": "OnlineNAC defaults, CoarseStateFeatures, TargetActions(cpu=(0.5, 1.0))"}}
+
+    def scored(game, policy, reference):
+        """The policy's exact scores in the game."""
+        policy = jnp.asarray(policy, jnp.float32)
+        joint = stationary_joint(game, policy)
+        states = stationary_joint(game, reference).sum(-1)
+        tv = float(jnp.sum(states * 0.5 * jnp.abs(policy - reference).sum(-1)))
+        return {"exploitability": float(exploitability(game, policy, POA_TEMPERATURE).regularized),
+                "tv_to_equilibrium": tv, **_rounded(population_cost(game, joint))}
+
+    for setting in settings:
+        capacity = train.capacity(setting) / train.num_functions
+        game = serverless_targets(coarse, capacity=capacity, model={"max_containers": MAX_CONTAINERS})
+        eq = run(FixedPoint(temperature=POA_TEMPERATURE, damping=0.05), game, 1500, chunk_size=500)
+        reference = jnp.asarray(eq.state.policy, jnp.float32)
+        uniform = jnp.full(reference.shape, 1.0 / reference.shape[1], jnp.float32)
+        result = {"capacity_per_function": capacity, "equilibrium": scored(game, reference, reference),
+                  "uniform": scored(game, uniform, reference), "episodes": []}
+        print(f"{setting}: equilibrium {result['equilibrium']}\n  uniform {result['uniform']}", flush=True)
+        platform = Platform(max_containers=MAX_CONTAINERS, capacity=train.capacity(setting))
+        policy = OnlineNAC.untrained(train.service_mean, train.slo, features=features, actions=actions,
+                                     temperature=POA_TEMPERATURE, **learner_options)
+        for episode in range(episodes):
+            trained = train_online(policy, platform, train, 1, jax.random.key(episode), MAX_CONTAINERS)
+            policy = trained.policy
+            learned = jax.nn.softmax(jnp.asarray(policy.theta), axis=1)
+            row = {"episode": episode + 1, "wall_s": trained.seconds, **scored(game, learned, reference),
+                   "training": trained.episodes[-1], "td_error": float(trained.history["td_error"][-1])}
+            result["episodes"].append(row)
+            print(f"  pass {episode + 1}: exploitability {row['exploitability']:.4f}, TV to the equilibrium "
+                  f"{row['tv_to_equilibrium']:.3f}, game objective {row['objective']:.4f} (equilibrium "
+                  f"{result['equilibrium']['objective']:.4f}), TD error {row['td_error']:.3g} "
+                  f"({trained.seconds:.0f} s)", flush=True)
+        result["theta"] = np.asarray(policy.theta).tolist()
+        rows = []
+        for seed in eval_days:
+            pop = population(day(seed), 1000, 0, start=900, minutes=360)
+            evaluation = Platform(max_containers=MAX_CONTAINERS, capacity=pop.capacity(setting))
+            for name, tick in (("online NAC, game state", deployed_for(policy, pop, greedy=True)),
+                               ("MFG tabular targets", tick_policy(coarse, reference, pop.service_mean))):
+                row = {"policy": name, "knob": f"lambda {POA_TEMPERATURE:g}", "eval_day": seed,
+                       **run_policy(evaluation, pop, tick, jax.random.key(seed), MAX_CONTAINERS, 0.02)}
+                rows.append(row)
+                print(f"  day {seed} {name:24s} violations {row['slo_violations']:.4f} p99 {row['p99_latency']:6.1f} s "
+                      f"cores/fn {row['allocated_cores']:.2f} objective {row['objective']:.4f}", flush=True)
+        result["rows"], result["means"] = rows, mean_rows(rows)
+        out[setting] = result
+        _write(results_path, out)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", nargs="+", default=["roomy", "tight", "congested"])
@@ -186,7 +272,17 @@ def main(argv=None) -> int:
                         help="--deploy: the held-out days (workload seeds) evaluated")
     parser.add_argument("--price", type=float, default=None,
                         help="--deploy: the game's price per core-second (default: the game's, 0.02)")
+    parser.add_argument("--online-tick", action="store_true",
+                        help="the tick learner on the game's state, scored in the game")
+    parser.add_argument("--episodes", type=int, default=6, help="--online-tick: training passes")
+    parser.add_argument("--actor-rate", type=float, default=None,
+                        help="--online-tick: the learner's eta (default OnlineNAC's, 25: eta h = 250)")
     args = parser.parse_args(argv)
+    if args.online_tick:
+        online_tick(args.results or Path(__file__).with_name("results_serverless_online_tick.json"), args.settings,
+                    args.episodes, tuple(args.eval_days) if args.eval_days != [2, 3, 4, 5, 6] else (2, 3, 4),
+                    args.actor_rate)
+        return 0
     if args.deploy:
         deploy(args.results or Path(__file__).with_name("results_serverless_oracle_deploy.json"), args.settings,
                tuple(args.eval_days), args.price)

@@ -426,6 +426,57 @@ def test_the_tabular_policy_reads_the_games_state_from_a_periods_arrivals(small)
         tick_policy(coarse, uniform[:-1], pop.service_mean, actions)
 
 
+def test_coarse_state_features_read_the_state_the_tabular_policy_reads(small):
+    """CoarseStateFeatures one-hot exactly the state index TabularTargets reads (type from
+    the service time, load bin from the period's arrivals, warm from the containers)."""
+    from mfg.serverless.learned import CoarseStateFeatures
+    from mfg.serverless.target_game import coarse_grain, tick_policy
+    pop, _ = small
+    coarse = coarse_grain(Workload(pop.workload.counts[pop.assignment], pop.service_mean, pop.slo))
+    features = CoarseStateFeatures.of(coarse)
+    actions = TargetActions(cpu=(0.5, 1.0))
+    assert features.num_features == 2 * coarse.num_types * coarse.num_bins
+    uniform = np.full((features.num_features, actions.num_actions), 1.0 / actions.num_actions)
+    tabular = tick_policy(coarse, uniform, pop.service_mean, actions)
+    arrived = jnp.asarray(pop.workload.counts[pop.assignment, pop.start + 3], jnp.float32)
+    containers = jnp.asarray(np.arange(pop.num_functions) % 3, jnp.float32)
+    obs = observe(arrived, arrived, jnp.zeros_like(arrived), containers, jnp.float32(1.0), jnp.float32(0.0),
+                  jnp.asarray(pop.slo), jnp.asarray(pop.service_mean), MAX_CONTAINERS)
+    rows = np.asarray(features.rows(obs, jnp.asarray(pop.service_mean), arrived))
+    expected = np.asarray(tabular.states(arrived, containers > 0))
+    np.testing.assert_array_equal(rows.argmax(1), expected)
+    np.testing.assert_array_equal(rows.sum(1), 1.0)
+    with pytest.raises(ValueError, match="K rows of load_edges"):
+        CoarseStateFeatures((0.1,), ((0.0, 1.0), (0.0,)))
+
+
+def test_an_online_policy_on_coarse_state_features_is_the_games_tabular_policy(small):
+    """With theta = log pi (pi a policy of the coarse game) the deployed greedy OnlineNAC on
+    CoarseStateFeatures runs as TabularTargets of pi does: the same decisions, the same
+    episode."""
+    from mfg.serverless.learned import CoarseStateFeatures
+    from mfg.serverless.target_game import coarse_grain, tick_policy
+    pop, platform = small
+    coarse = coarse_grain(Workload(pop.workload.counts[pop.assignment], pop.service_mean, pop.slo))
+    features = CoarseStateFeatures.of(coarse)
+    actions = TargetActions(cpu=(0.5, 1.0))
+    # a policy that differs between states (a different action in every state)
+    pi = np.full((features.num_features, actions.num_actions), 0.01)
+    pi[np.arange(features.num_features), (7 * np.arange(features.num_features)) % actions.num_actions] = 1.0
+    pi /= pi.sum(1, keepdims=True)
+    online = OnlineNAC.untrained(pop.service_mean, pop.slo, features=features, actions=actions)
+    online = deploy(dataclasses.replace(online, theta=jnp.asarray(np.log(pi), jnp.float32)), pop, greedy=True)
+    functions, arrivals = pop.inputs()
+    kwargs = dict(minutes=pop.minutes, initial_containers=warm_start(pop, MAX_CONTAINERS))
+    ours = simulate(platform, functions, arrivals, online, jax.random.key(5), **kwargs)
+    game = simulate(platform, functions, arrivals, tick_policy(coarse, pi, pop.service_mean, actions),
+                    jax.random.key(5), **kwargs)
+    assert float(np.asarray(game.per_function["allocated"]).std()) > 0      # the states do differ
+    for name in ("requests", "violations", "allocated", "cold_starts"):
+        np.testing.assert_allclose(np.asarray(ours.per_function[name]), np.asarray(game.per_function[name]),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_a_baselines_frontier_is_the_pareto_frontier_of_its_sweeps():
     """Two sweeps of one baseline (e.g. at 1 and 0.5 cores per container) form one
     frontier: the points no other beats on both cores and violations, joined linearly;

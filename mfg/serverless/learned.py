@@ -33,7 +33,9 @@ scaled to unit norm.  Linear actor and critic share them:
 
   pi_theta(a | o) = softmax_a(phi(o) . theta[:, a]),   Q(o, a) = phi(o) . (v + w[:, a]),
 
-the critic's features phi(o) (shared by all actions: its value part v) and phi(o) e_a
+(``CoarseStateFeatures`` instead one-hot the coarse-grained game's state (type, load bin of
+the period's arrivals, warm): the actor is then a tabular policy of that game, which the
+game scores exactly.)  The critic's features are phi(o) (shared by all actions: its value part v) and phi(o) e_a
 (its advantage part w, the actor's compatible features: the actor never reads v, which
 shifts every action's logit alike).  Learning v from every function's transitions and
 each column of w from those that took its action keeps the advantages, the only thing
@@ -94,11 +96,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from mfg.serverless.kpa import KPAConfig, kpa_init
-from mfg.serverless.policies import _KPAWindow, _Window
+from mfg.serverless.policies import _KPAWindow, _Window, coarse_state
 from mfg.serverless.simulator import _same_types
 from solvers.nac import natural_actor_step, project_to_ball
 
-__all__ = ["TargetActions", "MoveActions", "ObservationFeatures", "OnlineNAC", "History", "OBSERVATIONS",
+__all__ = ["TargetActions", "MoveActions", "ObservationFeatures", "CoarseStateFeatures", "OnlineNAC", "History", "OBSERVATIONS",
            "MEMORY_OBSERVATION", "ALL_OBSERVATIONS", "observe", "memory_features"]
 
 DAY = 86400.0
@@ -253,6 +255,11 @@ class ObservationFeatures:
     def num_features(self) -> int:
         return len(self.singles) * self.centers + len(self.grids) * self.centers ** 2 + 1
 
+    def rows(self, obs: jax.Array, service_mean: jax.Array, arrived: jax.Array) -> jax.Array:
+        """[N, F] the feature rows the learner reads (``self(obs)``; the other arguments are
+        for ``CoarseStateFeatures``)."""
+        return self(obs)
+
     def __call__(self, obs: jax.Array) -> jax.Array:
         """[N, F] unit-norm feature rows of observations [N, 9] (or [N, 10] with the memory)."""
         def rbf(x, count):                                   # [N] -> [N, count]
@@ -268,6 +275,76 @@ class ObservationFeatures:
         parts.append(jnp.ones((obs.shape[0], 1), obs.dtype))
         phi = jnp.concatenate(parts, axis=1)
         return phi / jnp.linalg.norm(phi, axis=1, keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class CoarseStateFeatures:
+    """phi = e_s, the one-hot of the coarse-grained game's state s = (type k, load bin l,
+    warm w) (``mfg.serverless.target_game``).
+
+    With these features the linear actor is a tabular policy of that game (theta [S, A]
+    its logits) and the critic a table of Q-values, so the policy that the online learner
+    finds on the tick simulator can be scored exactly in the game (its exploitability)
+    and set against the game's equilibrium: a known answer for the learner itself.  The
+    state is read as ``policies.TabularTargets`` reads it (``policies.coarse_state``): k
+    from the function's mean service time, l from its arrivals over the decision period
+    just ended, w from whether it holds containers.
+
+    Attributes:
+      type_edges: [K - 1] service times between consecutive types (s).
+      load_edges: [K] rows of [L - 2] log-rate edges between busy bins (inf pads).
+      decision_period: the seconds over which arrivals are counted (the learner's period).
+    """
+
+    type_edges: tuple[float, ...]
+    load_edges: tuple[tuple[float, ...], ...]
+    decision_period: float = 60.0
+
+    def __post_init__(self):
+        widths = {len(row) for row in self.load_edges}
+        if not self.load_edges or len(widths) != 1 or len(self.type_edges) != len(self.load_edges) - 1:
+            raise ValueError(f"CoarseStateFeatures needs K rows of load_edges of one length and K - 1 type_edges, "
+                             f"got {len(self.load_edges)} rows of lengths {sorted(widths)} and "
+                             f"{len(self.type_edges)} type_edges")
+        if list(self.type_edges) != sorted(self.type_edges):
+            raise ValueError(f"type_edges must increase, got {self.type_edges}")
+        if not self.decision_period > 0:
+            raise ValueError(f"decision_period must be > 0 s, got {self.decision_period}")
+
+    @classmethod
+    def of(cls, workload, decision_period: float = 60.0) -> "CoarseStateFeatures":
+        """The features of a ``target_game.CoarseWorkload`` built by ``coarse_grain``."""
+        if workload.type_edges is None or workload.load_edges is None:
+            raise ValueError("this CoarseWorkload has no type_edges / load_edges (build it with coarse_grain)")
+        return cls(tuple(float(e) for e in np.asarray(workload.type_edges)),
+                   tuple(tuple(float(e) for e in row) for row in np.asarray(workload.load_edges)), decision_period)
+
+    @property
+    def num_types(self) -> int:
+        return len(self.load_edges)
+
+    @property
+    def num_bins(self) -> int:
+        return len(self.load_edges[0]) + 2
+
+    @property
+    def num_features(self) -> int:
+        return 2 * self.num_types * self.num_bins
+
+    @property
+    def reads_memory(self) -> bool:
+        return False
+
+    def states(self, service_mean: jax.Array, arrived: jax.Array, warm: jax.Array) -> jax.Array:
+        """[N] int game states of functions with these service times, period arrivals and warmth."""
+        types = jnp.searchsorted(jnp.asarray(self.type_edges, jnp.float32), service_mean.astype(jnp.float32))
+        return coarse_state(types, jnp.asarray(self.load_edges, jnp.float32), self.num_bins,
+                            arrived / self.decision_period, arrived > 0, warm)
+
+    def rows(self, obs: jax.Array, service_mean: jax.Array, arrived: jax.Array) -> jax.Array:
+        """[N, S] one-hot rows (warm read from the observed size: log(1 + containers) > 0)."""
+        warm = obs[:, OBSERVATIONS.index("size")] > 0
+        return jax.nn.one_hot(self.states(service_mean, arrived, warm), self.num_features, dtype=obs.dtype)
 
 
 # ---------------------------------------------------------------------------- history
@@ -376,7 +453,8 @@ class OnlineNAC(_KPAWindow):
       exploration: share of uniform decisions while learning.
       radius: the critic ball R.
       day_start: the clock (s since midnight) at the simulation's t = 0.
-      actions: ``TargetActions`` or ``MoveActions``; features: ``ObservationFeatures``.
+      actions: ``TargetActions`` or ``MoveActions``; features: ``ObservationFeatures`` (RBFs
+        of the observations) or ``CoarseStateFeatures`` (the coarse game's state, one-hot).
       config: the KPA's settings under target actions (its ``target`` is overridden).
       decision_period: seconds between decisions (a multiple of ``config.tick``).
       actor_every: K, decisions per actor phase.
@@ -406,7 +484,7 @@ class OnlineNAC(_KPAWindow):
     day_start: float = 0.0
     congestion_price: float = 0.0
     actions: TargetActions | MoveActions = TargetActions()
-    features: ObservationFeatures = ObservationFeatures()
+    features: ObservationFeatures | CoarseStateFeatures = ObservationFeatures()
     config: KPAConfig = KPAConfig()
     decision_period: float = 60.0
     actor_every: int = 10
@@ -551,9 +629,10 @@ class OnlineNAC(_KPAWindow):
     def _input_size(self) -> int:
         return self.features.num_features
 
-    def _inputs(self, obs):
-        """[N, d] what the approximator reads (here the features phi(o))."""
-        return self.features(obs)
+    def _inputs(self, obs, arrived):
+        """[N, d] what the approximator reads (here the features phi(o)); ``arrived``: each
+        function's arrivals over the period just ended."""
+        return self.features.rows(obs, jnp.asarray(self.service_mean), arrived)
 
     def _initial_learner(self):
         f, a = self.features.num_features, self.actions.num_actions
@@ -600,7 +679,7 @@ class OnlineNAC(_KPAWindow):
         obs = observe(stable, panic, variability, view.ready + view.starting, memory.pressure, clock,
                       jnp.asarray(self.slo), jnp.asarray(self.service_mean), self.max_containers,
                       recent_violations=share if self.memory else None)
-        phi = self._inputs(obs.astype(jnp.float32))
+        phi = self._inputs(obs.astype(jnp.float32), memory.arrived)
         logits = self._logits(learner, phi)
         log_pi = jax.nn.log_softmax(logits, axis=1)
         pi = jnp.exp(log_pi)

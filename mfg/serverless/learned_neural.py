@@ -117,7 +117,7 @@ class NeuralOnlineNAC(OnlineNAC):
     def _input_size(self) -> int:
         return self._num_observations
 
-    def _inputs(self, obs):
+    def _inputs(self, obs, arrived):
         return 2.0 * obs - 1.0
 
     def _optimizers(self):

@@ -46,7 +46,7 @@ import numpy as np
 from mfg.serverless.hpa import HPAConfig, hpa_decide, hpa_init
 from mfg.serverless.kpa import KPAConfig, kpa_decide, kpa_init
 
-__all__ = ["Static", "Scripted", "KPA", "HPA", "TabularMoves", "QLearningKPA", "TabularTargets"]
+__all__ = ["Static", "Scripted", "KPA", "HPA", "TabularMoves", "QLearningKPA", "TabularTargets", "coarse_state"]
 
 
 def _pytree(data, meta=()):
@@ -389,6 +389,20 @@ class QLearningKPA(_KPAWindow):
         return pods, cpu, (q, ring, count, kpa_state, reward, arrived, s_prev, a_prev, steps)
 
 
+def coarse_state(types, load_edges, num_bins: int, rate, busy, warm) -> jax.Array:
+    """[N] int: the coarse-grained game's state index (``mfg.serverless.target_game``),
+    s = (k L + l) 2 + w, of functions of type k (``types`` [N]) whose arrivals over the
+    period just ended came at ``rate`` (req/s; ``busy``: any arrived): load bin l = 0 if
+    none arrived, else 1 + the number of the type's ``load_edges`` [K, L - 2] (log rates)
+    below log(rate), as ``target_game.coarse_grain`` bins the trace; w = ``warm`` (the
+    function holds containers)."""
+    types = jnp.asarray(types)
+    edges = jnp.asarray(load_edges)[types]                                                # [N, L - 2]
+    busy_bin = 1 + jnp.sum(jnp.log(jnp.maximum(rate, 1e-30))[:, None] > edges, axis=1)
+    load = jnp.where(busy, busy_bin, 0)
+    return ((types * num_bins + load) * 2 + warm.astype(load.dtype)).astype(jnp.int32)
+
+
 @_pytree(data=["probabilities", "types", "load_edges", "actions"],
          meta=["num_bins", "decision_period", "config", "dt"])
 class TabularTargets(_KPAWindow):
@@ -435,11 +449,8 @@ class TabularTargets(_KPAWindow):
 
     def states(self, arrived, warm) -> jax.Array:
         """[N] the game's state index of each function from its arrivals over a period."""
-        rate = arrived / self.decision_period
-        edges = jnp.asarray(self.load_edges)[jnp.asarray(self.types)]                        # [N, L - 2]
-        busy_bin = 1 + jnp.sum(jnp.log(jnp.maximum(rate, 1e-30))[:, None] > edges, axis=1)
-        load = jnp.where(arrived > 0, busy_bin, 0)
-        return ((jnp.asarray(self.types) * self.num_bins + load) * 2 + warm.astype(load.dtype)).astype(jnp.int32)
+        return coarse_state(self.types, self.load_edges, self.num_bins, arrived / self.decision_period, arrived > 0,
+                            warm)
 
     def decide(self, state, view, key):
         ring, count, kpa_state, arrived, target, floor, cpu = state
