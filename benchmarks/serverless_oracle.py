@@ -210,11 +210,11 @@ def online_tick(results_path: Path, settings, episodes: int, eval_days=(2, 3, 4)
                         "learner_options": learner_options,
                         "learner": "OnlineNAC defaults, CoarseStateFeatures, TargetActions(cpu=(0.5, 1.0))"}}
 
-    def scored(game, policy, reference):
-        """The policy's exact scores in the game."""
+    def scored(game, policy, reference, states):
+        """The policy's exact scores in the game (TV weighted by ``states``, the reference's
+        state distribution)."""
         policy = jnp.asarray(policy, jnp.float32)
         joint = stationary_joint(game, policy)
-        states = stationary_joint(game, reference).sum(-1)
         tv = float(jnp.sum(states * 0.5 * jnp.abs(policy - reference).sum(-1)))
         return {"exploitability": float(exploitability(game, policy, POA_TEMPERATURE).regularized),
                 "tv_to_equilibrium": tv, **_rounded(population_cost(game, joint))}
@@ -225,8 +225,9 @@ def online_tick(results_path: Path, settings, episodes: int, eval_days=(2, 3, 4)
         eq = run(FixedPoint(temperature=POA_TEMPERATURE, damping=0.05), game, 1500, chunk_size=500)
         reference = jnp.asarray(eq.state.policy, jnp.float32)
         uniform = jnp.full(reference.shape, 1.0 / reference.shape[1], jnp.float32)
-        result = {"capacity_per_function": capacity, "equilibrium": scored(game, reference, reference),
-                  "uniform": scored(game, uniform, reference), "episodes": []}
+        states = stationary_joint(game, reference).sum(-1)
+        result = {"capacity_per_function": capacity, "equilibrium": scored(game, reference, reference, states),
+                  "uniform": scored(game, uniform, reference, states), "episodes": []}
         print(f"{setting}: equilibrium {result['equilibrium']}\n  uniform {result['uniform']}", flush=True)
         platform = Platform(max_containers=MAX_CONTAINERS, capacity=train.capacity(setting))
         policy = OnlineNAC.untrained(train.service_mean, train.slo, features=features, actions=actions,
@@ -235,7 +236,7 @@ def online_tick(results_path: Path, settings, episodes: int, eval_days=(2, 3, 4)
             trained = train_online(policy, platform, train, 1, jax.random.key(episode), MAX_CONTAINERS)
             policy = trained.policy
             learned = jax.nn.softmax(jnp.asarray(policy.theta), axis=1)
-            row = {"episode": episode + 1, "wall_s": trained.seconds, **scored(game, learned, reference),
+            row = {"episode": episode + 1, "wall_s": trained.seconds, **scored(game, learned, reference, states),
                    "training": trained.episodes[-1], "td_error": float(trained.history["td_error"][-1])}
             result["episodes"].append(row)
             print(f"  pass {episode + 1}: exploitability {row['exploitability']:.4f}, TV to the equilibrium "
@@ -268,8 +269,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kappas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--deploy", action="store_true", help="the game's policies on the tick simulator")
-    parser.add_argument("--eval-days", type=int, nargs="+", default=[2, 3, 4, 5, 6],
-                        help="--deploy: the held-out days (workload seeds) evaluated")
+    parser.add_argument("--eval-days", type=int, nargs="+", default=None,
+                        help="--deploy, --online-tick: the held-out days (workload seeds) evaluated (default "
+                             "2-6 and 2-4)")
     parser.add_argument("--price", type=float, default=None,
                         help="--deploy: the game's price per core-second (default: the game's, 0.02)")
     parser.add_argument("--online-tick", action="store_true",
@@ -280,12 +282,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.online_tick:
         online_tick(args.results or Path(__file__).with_name("results_serverless_online_tick.json"), args.settings,
-                    args.episodes, tuple(args.eval_days) if args.eval_days != [2, 3, 4, 5, 6] else (2, 3, 4),
-                    args.actor_rate)
+                    args.episodes, tuple(args.eval_days or (2, 3, 4)), args.actor_rate)
         return 0
     if args.deploy:
         deploy(args.results or Path(__file__).with_name("results_serverless_oracle_deploy.json"), args.settings,
-               tuple(args.eval_days), args.price)
+               tuple(args.eval_days or (2, 3, 4, 5, 6)), args.price)
         return 0
     args.results = args.results or Path(__file__).with_name("results_serverless_oracle.json")
     results = {"settings": {}, "protocol": {"oracle_temperature": ORACLE_TEMPERATURE, "online": ONLINE,

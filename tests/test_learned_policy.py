@@ -442,7 +442,7 @@ def test_coarse_state_features_read_the_state_the_tabular_policy_reads(small):
     containers = jnp.asarray(np.arange(pop.num_functions) % 3, jnp.float32)
     obs = observe(arrived, arrived, jnp.zeros_like(arrived), containers, jnp.float32(1.0), jnp.float32(0.0),
                   jnp.asarray(pop.slo), jnp.asarray(pop.service_mean), MAX_CONTAINERS)
-    rows = np.asarray(features.rows(obs, jnp.asarray(pop.service_mean), arrived))
+    rows = np.asarray(features.rows(obs, jnp.asarray(pop.service_mean), arrived / 60.0))   # per 60 s period
     expected = np.asarray(tabular.states(arrived, containers > 0))
     np.testing.assert_array_equal(rows.argmax(1), expected)
     np.testing.assert_array_equal(rows.sum(1), 1.0)

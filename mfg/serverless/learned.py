@@ -100,8 +100,8 @@ from mfg.serverless.policies import _KPAWindow, _Window, coarse_state
 from mfg.serverless.simulator import _same_types
 from solvers.nac import natural_actor_step, project_to_ball
 
-__all__ = ["TargetActions", "MoveActions", "ObservationFeatures", "CoarseStateFeatures", "OnlineNAC", "History", "OBSERVATIONS",
-           "MEMORY_OBSERVATION", "ALL_OBSERVATIONS", "observe", "memory_features"]
+__all__ = ["TargetActions", "MoveActions", "ObservationFeatures", "CoarseStateFeatures", "OnlineNAC", "History",
+           "OBSERVATIONS", "MEMORY_OBSERVATION", "ALL_OBSERVATIONS", "observe", "memory_features"]
 
 DAY = 86400.0
 OBSERVATIONS = ("load", "burst", "variability", "size", "pressure", "sin_time", "cos_time", "slack", "service")
@@ -255,7 +255,7 @@ class ObservationFeatures:
     def num_features(self) -> int:
         return len(self.singles) * self.centers + len(self.grids) * self.centers ** 2 + 1
 
-    def rows(self, obs: jax.Array, service_mean: jax.Array, arrived: jax.Array) -> jax.Array:
+    def rows(self, obs: jax.Array, service_mean: jax.Array, rate: jax.Array) -> jax.Array:
         """[N, F] the feature rows the learner reads (``self(obs)``; the other arguments are
         for ``CoarseStateFeatures``)."""
         return self(obs)
@@ -287,18 +287,16 @@ class CoarseStateFeatures:
     finds on the tick simulator can be scored exactly in the game (its exploitability)
     and set against the game's equilibrium: a known answer for the learner itself.  The
     state is read as ``policies.TabularTargets`` reads it (``policies.coarse_state``): k
-    from the function's mean service time, l from its arrivals over the decision period
-    just ended, w from whether it holds containers.
+    from the function's mean service time, l from its arrival rate over the decision
+    period just ended (the learner's period), w from whether it holds containers.
 
     Attributes:
       type_edges: [K - 1] service times between consecutive types (s).
       load_edges: [K] rows of [L - 2] log-rate edges between busy bins (inf pads).
-      decision_period: the seconds over which arrivals are counted (the learner's period).
     """
 
     type_edges: tuple[float, ...]
     load_edges: tuple[tuple[float, ...], ...]
-    decision_period: float = 60.0
 
     def __post_init__(self):
         widths = {len(row) for row in self.load_edges}
@@ -308,16 +306,14 @@ class CoarseStateFeatures:
                              f"{len(self.type_edges)} type_edges")
         if list(self.type_edges) != sorted(self.type_edges):
             raise ValueError(f"type_edges must increase, got {self.type_edges}")
-        if not self.decision_period > 0:
-            raise ValueError(f"decision_period must be > 0 s, got {self.decision_period}")
 
     @classmethod
-    def of(cls, workload, decision_period: float = 60.0) -> "CoarseStateFeatures":
+    def of(cls, workload) -> "CoarseStateFeatures":
         """The features of a ``target_game.CoarseWorkload`` built by ``coarse_grain``."""
         if workload.type_edges is None or workload.load_edges is None:
             raise ValueError("this CoarseWorkload has no type_edges / load_edges (build it with coarse_grain)")
         return cls(tuple(float(e) for e in np.asarray(workload.type_edges)),
-                   tuple(tuple(float(e) for e in row) for row in np.asarray(workload.load_edges)), decision_period)
+                   tuple(tuple(float(e) for e in row) for row in np.asarray(workload.load_edges)))
 
     @property
     def num_types(self) -> int:
@@ -335,16 +331,16 @@ class CoarseStateFeatures:
     def reads_memory(self) -> bool:
         return False
 
-    def states(self, service_mean: jax.Array, arrived: jax.Array, warm: jax.Array) -> jax.Array:
-        """[N] int game states of functions with these service times, period arrivals and warmth."""
+    def states(self, service_mean: jax.Array, rate: jax.Array, warm: jax.Array) -> jax.Array:
+        """[N] int game states of functions with these service times, period arrival rates
+        (req/s) and warmth (``target_game.type_of``'s split of the service times, traced)."""
         types = jnp.searchsorted(jnp.asarray(self.type_edges, jnp.float32), service_mean.astype(jnp.float32))
-        return coarse_state(types, jnp.asarray(self.load_edges, jnp.float32), self.num_bins,
-                            arrived / self.decision_period, arrived > 0, warm)
+        return coarse_state(types, jnp.asarray(self.load_edges, jnp.float32), self.num_bins, rate, rate > 0, warm)
 
-    def rows(self, obs: jax.Array, service_mean: jax.Array, arrived: jax.Array) -> jax.Array:
+    def rows(self, obs: jax.Array, service_mean: jax.Array, rate: jax.Array) -> jax.Array:
         """[N, S] one-hot rows (warm read from the observed size: log(1 + containers) > 0)."""
         warm = obs[:, OBSERVATIONS.index("size")] > 0
-        return jax.nn.one_hot(self.states(service_mean, arrived, warm), self.num_features, dtype=obs.dtype)
+        return jax.nn.one_hot(self.states(service_mean, rate, warm), self.num_features, dtype=obs.dtype)
 
 
 # ---------------------------------------------------------------------------- history
@@ -631,8 +627,8 @@ class OnlineNAC(_KPAWindow):
 
     def _inputs(self, obs, arrived):
         """[N, d] what the approximator reads (here the features phi(o)); ``arrived``: each
-        function's arrivals over the period just ended."""
-        return self.features.rows(obs, jnp.asarray(self.service_mean), arrived)
+        function's arrivals over the decision period just ended."""
+        return self.features.rows(obs, jnp.asarray(self.service_mean), arrived / self.decision_period)
 
     def _initial_learner(self):
         f, a = self.features.num_features, self.actions.num_actions
